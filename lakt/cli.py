@@ -1,0 +1,202 @@
+"""The ``lakt`` command: train teachers and students, test noise robustness, run sweeps.
+
+Every mistake a user can make ends in one line ``lakt: error: ...`` naming the fix,
+with exit code 2 and no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import LaktError, require
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument gives one line (not usage + error) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"lakt: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_data(p):
+    from .data import DATASETS
+    p.add_argument("--dataset", default="digits", choices=DATASETS,
+                   help="digits (offline default), cifar10, cifar100, or folder (ImageFolder layout)")
+    p.add_argument("--data-root", default=None, help="folder holding the dataset (not needed for digits)")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR into --data-root")
+
+
+def _add_training(p, epochs=15):
+    p.add_argument("--width", type=_positive_float, default=0.25, help="channel multiplier (1 = the paper's nets)")
+    p.add_argument("--epochs", type=_positive_int, default=epochs)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results", default="runs", help="results cache folder (default: runs)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .experiments import PRESETS
+    from .methods import METHODS
+    from .robustness import PAPER_SIGMAS
+
+    parser = _Parser(prog="lakt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("teacher", help="train a VGG-9 teacher with cross-entropy on the whole training set")
+    _add_data(p)
+    _add_training(p)
+
+    p = sub.add_parser("student", help="train a VGG-4 student on a per-class subset with one of the methods")
+    _add_data(p)
+    _add_training(p, epochs=30)
+    p.add_argument("--method", default="act+jac", choices=list(METHODS), help="loss combination (Tables 1-2 names)")
+    p.add_argument("--n-per-class", type=_positive_int, default=10, help="training examples per class")
+    p.add_argument("--jacobian-form", default="normalized", choices=["plain", "normalized"],
+                   help="normalized: the paper's CIFAR-10 form; plain: its CIFAR-100 form")
+    p.add_argument("--output", default="label", choices=["label", "top"],
+                   help="Jacobian row to match: ground-truth label or the teacher's top logit")
+    p.add_argument("--noise-sigma", type=_positive_float, default=0.1, help="sigma of the noisy-input methods")
+    p.add_argument("--teacher-epochs", type=_positive_int, default=15, help="epochs of the teacher run it uses")
+
+    p = sub.add_parser("robust", help="train VGG-9 with a Jacobian-norm penalty and measure accuracy under noise")
+    _add_data(p)
+    _add_training(p)
+    p.add_argument("--penalty", type=_nonneg_float, default=0.1, help="Jacobian-norm strength (Table 3 rows)")
+    p.add_argument("--sigmas", type=_nonneg_float, nargs="+", default=list(PAPER_SIGMAS))
+    p.add_argument("--trials", type=_positive_int, default=10, help="noise draws per sigma")
+
+    p = sub.add_parser("noise", help="accuracy of a saved model under Gaussian input noise")
+    _add_data(p)
+    p.add_argument("checkpoint", help="a model.pt written by lakt (teacher or robust run)")
+    p.add_argument("--model", default="vgg9", choices=["vgg9", "vgg4"])
+    p.add_argument("--width", type=_positive_float, default=0.25)
+    p.add_argument("--sigmas", type=_nonneg_float, nargs="+", default=list(PAPER_SIGMAS))
+    p.add_argument("--trials", type=_positive_int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("sweep", help="run every config of a preset through the results cache")
+    p.add_argument("--preset", required=True, choices=list(PRESETS))
+    p.add_argument("--results", required=True, help="results cache folder, shareable between machines")
+    p.add_argument("--data-root", default=None, help="dataset folder (CIFAR root, or an ImageFolder tree)")
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--shard", default=None, help="I/N: run every N-th config starting at I (1-based)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("presets", help="list the presets and how many runs each holds")
+    return parser
+
+
+def _check_device(name):
+    import torch
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LaktError(f"unknown device {name!r}; use cpu or cuda") from None
+    require(device.type != "cuda" or torch.cuda.is_available(), f"device {name!r} asked for but CUDA is not available; use --device cpu")
+    return device
+
+
+def _summary(metrics: dict) -> str:
+    return f"{metrics['name']}: test accuracy {metrics['test_acc']:.2f}% ({metrics['seconds']:.1f} s, {metrics['device']})"
+
+
+def _command(args) -> int:
+    from . import experiments as ex
+
+    device = _check_device(getattr(args, "device", None))
+    if args.command == "presets":
+        for name in ex.PRESETS:
+            print(f"{name:8s} {len(ex.preset(name)):4d} runs  {ex.PRESETS[name].__doc__.strip()}")
+        return 0
+    if args.command == "noise":
+        from .data import load
+        from .models import build
+        from .robustness import noise_robustness
+        from .train import load_checkpoint
+        ds = load(args.dataset, args.data_root, args.download)
+        model = build(args.model, ds.num_classes, width=args.width, in_channels=ds.in_channels)
+        load_checkpoint(model, Path(args.checkpoint))
+        print(noise_robustness(model, ds.test, args.sigmas, args.trials, args.seed).to_string(index=False))
+        return 0
+    if args.command == "sweep":
+        configs = ex.preset(args.preset)
+        if args.preset != "smoke" and configs[0].dataset != "digits":
+            require(args.data_root is not None, f"preset {args.preset!r} needs --data-root DIR")
+        done = ex.sweep(configs, Path(args.results), shard=args.shard, data_root=args.data_root,
+                        download=args.download, device=device, progress=not args.quiet)
+        print(f"{len(done)} runs finished in {args.results} (preset {args.preset}, shard {args.shard or '1/1'})")
+        return 0
+    common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size)
+    if args.command == "teacher":
+        config = ex.RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True, **common)
+    elif args.command == "robust":
+        config = ex.RunConfig("robust", model="vgg9", method="ce+jacnorm", epochs=args.epochs,
+                              penalty=args.penalty, sigmas=tuple(args.sigmas), noise_trials=args.trials,
+                              save_model=True, **common)
+    else:
+        teacher = ex.RunConfig("teacher", dataset=args.dataset, model="vgg9", width=args.width,
+                               epochs=args.teacher_epochs, batch_size=args.batch_size, save_model=True)
+        config = ex.RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class,
+                              epochs=args.epochs, jacobian_form=args.jacobian_form, output=args.output,
+                              noise_sigma=args.noise_sigma, teacher=teacher, **common)
+    metrics = ex.run(config, Path(args.results), data_root=args.data_root, download=args.download,
+                     device=device, progress=not args.quiet)
+    print(_summary(metrics))
+    if "noise" in metrics:
+        for row in metrics["noise"]:
+            print(f"  sigma {row['sigma']:.2f}: {row['mean']:.2f} +- {row['std']:.2f}")
+    print(f"results: {config.folder(Path(args.results))}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _command(args)
+    except LaktError as err:
+        print(f"lakt: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lakt: interrupted; finished runs are kept and the next call resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

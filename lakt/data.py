@@ -1,0 +1,233 @@
+"""Datasets as tensors, per-class low-data subsets, and an on-device loader.
+
+Every dataset is returned as a :class:`Split` pair of normalised image tensors
+[N, C, 32, 32] with integer labels. Sources:
+
+* ``cifar10`` / ``cifar100`` through torchvision (``download=`` passed through);
+* ``folder``: an ImageFolder layout ``ROOT/{train,test}/<class>/*.jpg``, e.g. the
+  CIFAR-10 (JPEG) copy; decoded once and cached as a tensor file;
+* ``digits``: scikit-learn's 8x8 handwritten digits, the offline default. They are
+  upsampled (bilinear) to 32x32 so the paper's architectures apply unchanged
+  (five 2x2 poolings need 32 pixels); one grey channel.
+
+Normalisation is the paper's per-channel mean/std, measured on the training split
+and applied to both splits.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import LaktError, require
+
+DATASETS = ("digits", "cifar10", "cifar100", "folder")
+
+
+@dataclass
+class Split:
+    """Normalised images [N, C, H, W] (float32) and labels [N] (int64)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, indices: torch.Tensor) -> "Split":
+        return Split(self.x[indices], self.y[indices])
+
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class Dataset:
+    """A train/test pair with the facts models need."""
+
+    name: str
+    train: Split
+    test: Split
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return self.train.x.shape[1]
+
+
+def normalise(train_u8: torch.Tensor, test_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple, tuple]:
+    """Scale uint8/float images [N, C, H, W] to [0, 1] and standardise per channel with train statistics."""
+    train = train_u8.float() / (255.0 if train_u8.dtype == torch.uint8 else 1.0)
+    test = test_u8.float() / (255.0 if test_u8.dtype == torch.uint8 else 1.0)
+    mean = train.mean(dim=(0, 2, 3))
+    std = train.std(dim=(0, 2, 3))
+    shape = (1, -1, 1, 1)
+    train = (train - mean.view(shape)) / std.view(shape)
+    test = (test - mean.view(shape)) / std.view(shape)
+    return train, test, tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _build(name, x_train, y_train, x_test, y_test, classes) -> Dataset:
+    train, test, mean, std = normalise(x_train, x_test)
+    return Dataset(name, Split(train.contiguous(), torch.as_tensor(y_train, dtype=torch.long)),
+                   Split(test.contiguous(), torch.as_tensor(y_test, dtype=torch.long)), list(classes), mean, std)
+
+
+def load_digits(test_fraction: float = 0.25, split_seed: int = 0) -> Dataset:
+    """scikit-learn's digits (1,797 images, 10 classes), upsampled to 1x32x32.
+
+    A fixed stratified train/test split (``split_seed``) so every run sees the same test set.
+    """
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    images = F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
+    idx = np.arange(len(bunch.target))
+    train_idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=split_seed,
+                                           stratify=bunch.target)
+    return _build("digits", images[train_idx], bunch.target[train_idx], images[test_idx],
+                  bunch.target[test_idx], [str(c) for c in range(10)])
+
+
+def load_cifar(name: str, root: str | os.PathLike, download: bool = False) -> Dataset:
+    """CIFAR-10 or CIFAR-100 through torchvision; ``download`` is passed through."""
+    from torchvision import datasets
+
+    cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
+    try:
+        train = cls(root=str(root), train=True, download=download)
+        test = cls(root=str(root), train=False, download=download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
+        raise LaktError(f"{name} not found under {root!r}; pass download=True (CLI: --download) "
+                        f"or point the data root at a folder holding {cls.base_folder}/") from err
+
+    def to_tensor(ds):
+        return torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous(), np.asarray(ds.targets)
+
+    (xtr, ytr), (xte, yte) = to_tensor(train), to_tensor(test)
+    return _build(name, xtr, ytr, xte, yte, train.classes)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("LAKT_CACHE", Path.home() / ".cache" / "lakt"))
+
+
+def _decode_folder(split_root: Path, classes: list[str]) -> tuple[torch.Tensor, np.ndarray]:
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (split_root / name).iterdir() if p.is_file())
+        for path in files:
+            img = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+            require(img.shape[1:] == (32, 32), f"{path} is {tuple(img.shape[1:])}, expected 32x32 images")
+            images.append(img)
+            labels.append(label)
+    return torch.stack(images), np.asarray(labels)
+
+
+def load_folder(root: str | os.PathLike) -> Dataset:
+    """Images in ImageFolder layout ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*``.
+
+    Decoding 60,000 JPEGs takes a while, so the decoded uint8 tensors are cached
+    in ``$LAKT_CACHE`` (default ``~/.cache/lakt``), keyed by the folder's path and listing.
+    """
+    from .storage import atomic_save, load_tensors
+
+    root = Path(root).expanduser()
+    require(root.is_dir(), f"data folder {str(root)!r} does not exist; pass --data-root pointing at a folder with train/ and test/")
+    for split in ("train", "test"):
+        require((root / split).is_dir(), f"{str(root)!r} has no {split}/ folder; expected ROOT/{split}/<class>/*.jpg")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    require(classes, f"{str(root / 'train')!r} has no class folders; expected ROOT/train/<class>/*.jpg")
+    listing = "|".join(f"{c}:{len(os.listdir(root / s / c))}" for s in ("train", "test") for c in classes
+                       if (root / s / c).is_dir())
+    key = hashlib.sha256(f"{root.resolve()}|{listing}".encode()).hexdigest()[:16]
+    cache = _cache_dir() / f"folder-{key}.pt"
+    tensors = load_tensors(cache) if cache.exists() else None
+    if tensors is None:
+        xtr, ytr = _decode_folder(root / "train", classes)
+        xte, yte = _decode_folder(root / "test", classes)
+        tensors = {"xtr": xtr, "ytr": torch.as_tensor(ytr), "xte": xte, "yte": torch.as_tensor(yte)}
+        atomic_save(tensors, cache)
+    return _build(f"folder:{root.name}", tensors["xtr"], tensors["ytr"].numpy(), tensors["xte"],
+                  tensors["yte"].numpy(), classes)
+
+
+def load(name: str, root: str | os.PathLike | None = None, download: bool = False) -> Dataset:
+    """Load a dataset by name: digits (offline default), cifar10, cifar100 or folder."""
+    require(name in DATASETS, f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "digits":
+        return load_digits()
+    require(root is not None and str(root) != "", f"dataset {name!r} needs a data root; pass --data-root DIR")
+    if name == "folder":
+        return load_folder(root)
+    return load_cifar(name, root, download)
+
+
+def per_class_subset(labels, n_per_class: int, seed: int) -> torch.Tensor:
+    """Indices of ``n_per_class`` examples of every class: stratified, seeded and nested.
+
+    Each class's examples are put in a seeded random order that does not depend on
+    ``n_per_class``, and the first n are taken; so for one seed the 5-per-class subset
+    lies inside the 10-per-class one, as in the paper's low-data sweeps.
+    """
+    labels = torch.as_tensor(labels).cpu()
+    require(isinstance(n_per_class, int) and n_per_class >= 1,
+            f"n_per_class must be a positive integer, got {n_per_class!r}")
+    classes, counts = torch.unique(labels, return_counts=True)
+    smallest = int(counts.min())
+    require(n_per_class <= smallest,
+            f"n_per_class={n_per_class} but class {int(classes[counts.argmin()])} has only {smallest} "
+            f"examples; choose n_per_class <= {smallest}")
+    generator = torch.Generator().manual_seed(int(seed))
+    chosen = []
+    for c in classes.tolist():
+        members = torch.nonzero(labels == c).flatten()
+        order = torch.randperm(len(members), generator=generator)
+        chosen.append(members[order[:n_per_class]])
+    return torch.sort(torch.cat(chosen)).values
+
+
+class DeviceLoader:
+    """Batches of (positions, x, y) from tensors already on the device, shuffled there.
+
+    No workers, no per-image Python work and no host-to-device copies per step: the
+    whole (small) training set lives on the device, as in airbench. ``positions``
+    are indices into the split, used to look up cached teacher targets. A trailing
+    batch of one image is dropped, since BatchNorm cannot train on it.
+    """
+
+    def __init__(self, split: Split, batch_size: int, *, shuffle: bool = True, seed: int = 0, device=None):
+        require(batch_size >= 1, f"batch size must be >= 1, got {batch_size}")
+        self.device = torch.device(device) if device is not None else split.x.device
+        self.x, self.y = split.x.to(self.device), split.y.to(self.device)
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.y), self.batch_size)
+        return full + (1 if rest > 1 else 0)
+
+    def __iter__(self):
+        n = len(self.y)
+        order = (torch.randperm(n, device=self.device, generator=self.generator) if self.shuffle
+                 else torch.arange(n, device=self.device))
+        for start in range(0, n, self.batch_size):
+            pos = order[start:start + self.batch_size]
+            if len(pos) < 2 and n > 1:
+                break
+            yield pos, self.x[pos], self.y[pos]

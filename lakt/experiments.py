@@ -1,0 +1,318 @@
+"""Runs, presets and the results cache.
+
+A run is one frozen :class:`RunConfig`. Its results live in
+``RESULTS/<kind>/<key>/`` where ``key`` hashes the configuration, so a sweep that is
+started again skips every run that has finished:
+
+* ``config.json``  -- the configuration (written first);
+* ``metrics.json`` -- test accuracy, history, noise curve...; written last, atomically,
+  so its presence means "done";
+* ``model.pt``     -- weights (teachers and robustness nets; students on request);
+* ``progress.pt``  -- per-epoch checkpoint while running (resume after a kill);
+* ``.claim``       -- held by the process running it (two sweeps never run it twice).
+
+Kinds: ``teacher`` (VGG-9, CE, whole training set), ``student`` (VGG-4 on a per-class
+subset with a method, distilled from its teacher run) and ``robust`` (VGG-9 with the
+Jacobian-norm penalty, then accuracy under input noise: Table 3).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import data as data_lib
+from .errors import require
+from .methods import METHODS, PAPER_METHODS, Objective, TeacherCache, get_method
+from .models import build
+from .robustness import PAPER_SIGMAS, check_sigmas, noise_robustness
+from .storage import atomic_write_json, claimed, read_json
+from .train import default_device, evaluate, fit, load_checkpoint, save_checkpoint
+
+KINDS = ("teacher", "student", "robust")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result (and so its cache key)."""
+
+    kind: str
+    dataset: str = "digits"
+    model: str = "vgg9"
+    width: float = 1.0
+    method: str = "ce"
+    n_per_class: int | None = None  # None: the whole training set
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    final_lr: float = 1e-4
+    jacobian_form: str = "plain"    # "normalized" is the paper's CIFAR-10 form
+    output: str = "label"           # which Jacobian row to match: "label" or "top"
+    noise_sigma: float = 0.1        # for the noisy-input methods
+    penalty: float = 0.0            # Jacobian-norm strength (robust runs)
+    sigmas: tuple = PAPER_SIGMAS    # noise levels evaluated (robust runs)
+    noise_trials: int = 10
+    teacher: "RunConfig | None" = None
+    save_model: bool = False
+
+    def __post_init__(self):
+        require(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {KINDS}")
+        require(self.dataset in data_lib.DATASETS,
+                f"unknown dataset {self.dataset!r}; choose one of {', '.join(data_lib.DATASETS)}")
+        require(self.method in METHODS, f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        require(isinstance(self.width, (int, float)) and self.width > 0,
+                f"width must be > 0, got {self.width!r}; e.g. --width 0.25")
+        require(self.n_per_class is None or (isinstance(self.n_per_class, int) and self.n_per_class >= 1),
+                f"n_per_class must be a positive integer, got {self.n_per_class!r}")
+        require(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs!r}")
+        require(isinstance(self.batch_size, int) and self.batch_size >= 2,
+                f"batch size must be >= 2, got {self.batch_size!r}")
+        require(self.noise_sigma > 0, f"noise sigma must be > 0, got {self.noise_sigma!r}")
+        require(self.penalty >= 0, f"penalty must be >= 0, got {self.penalty!r}")
+        object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
+        require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["sigmas"] = list(self.sigmas)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(d)
+        if d.get("teacher") is not None:
+            d["teacher"] = cls.from_dict(d["teacher"])
+        d["sigmas"] = tuple(d.get("sigmas", PAPER_SIGMAS))
+        return cls(**d)
+
+    @property
+    def key(self) -> str:
+        """A short hash of the configuration: the run's folder name."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        parts = [self.kind, self.dataset, f"{self.model}x{self.width:g}", self.method]
+        if self.n_per_class is not None:
+            parts.append(f"n{self.n_per_class}")
+        if self.kind == "robust":
+            parts.append(f"pen{self.penalty:g}")
+        parts.append(f"s{self.seed}")
+        return "/".join(parts)
+
+    def folder(self, results: Path) -> Path:
+        return Path(results) / self.kind / self.key
+
+
+# ---------------------------------------------------------------- presets
+
+def _teacher(dataset, width, epochs, batch_size, seed=0) -> RunConfig:
+    return RunConfig("teacher", dataset, "vgg9", width, "ce", None, seed, epochs, batch_size, save_model=True)
+
+
+def _students(teacher, sizes, methods, seeds, width, epochs_for, batch_size, jacobian_form):
+    return [RunConfig("student", teacher.dataset, "vgg4", width, m, n, s, epochs_for(n), batch_size,
+                      jacobian_form=jacobian_form, teacher=teacher)
+            for n in sizes for m in methods for s in seeds]
+
+
+def _robust(dataset, width, epochs, batch_size, penalties, seeds, trials):
+    return [RunConfig("robust", dataset, "vgg9", width, "ce+jacnorm", None, s, epochs, batch_size,
+                      penalty=p, noise_trials=trials, save_model=True)
+            for p in penalties for s in seeds]
+
+
+def _steps(target_steps: int, batch_size: int, classes: int, at_least: int):
+    """Epochs per subset size so small subsets still get ``target_steps`` optimiser steps."""
+    from .train import epochs_for_steps
+    return lambda n: epochs_for_steps(n * classes, batch_size, target_steps, at_least)
+
+
+def preset_smoke() -> list[RunConfig]:
+    """Seconds on a laptop: every code path once, on digits, at width 1/8."""
+    t = _teacher("digits", 0.125, 2, 64)
+    return [t, *_students(t, [5], PAPER_METHODS, [0], 0.125, lambda n: 3, 32, "plain"),
+            *_robust("digits", 0.125, 2, 64, [0.0, 0.1], [0], 2)]
+
+
+def preset_cpu() -> list[RunConfig]:
+    """Minutes on 2 CPU cores: Tables 1 and 3 in miniature on digits, width 1/4, 3 seeds."""
+    t = _teacher("digits", 0.25, 15, 64)
+    sizes = [1, 5, 10, 50, 100]
+    return [t, *_students(t, sizes, PAPER_METHODS, [0, 1, 2], 0.25, _steps(100, 64, 10, 5), 64, "normalized"),
+            *_robust("digits", 0.25, 15, 64, [0.0, 0.01, 0.1, 0.5, 1.0], [0, 1], 5)]
+
+
+def preset_paper() -> list[RunConfig]:
+    """The paper's protocol on CIFAR-10/100 (500 epochs, full width): a GPU job."""
+    runs = []
+    for dataset, sizes, form in (("cifar10", [5, 10, 50, 100, 500, 1000, 5000], "normalized"),
+                                 ("cifar100", [1, 5, 10, 50, 100, 500], "plain")):
+        t = _teacher(dataset, 1.0, 500, 128)
+        runs += [t, *_students(t, sizes, PAPER_METHODS, [0], 1.0, lambda n: 500, 128, form)]
+    runs += _robust("cifar100", 1.0, 500, 128, [0.0, 0.01, 0.1, 0.5, 1.0], [0], 10)
+    return runs
+
+
+PRESETS = {"smoke": preset_smoke, "cpu": preset_cpu, "paper": preset_paper}
+
+
+def preset(name: str) -> list[RunConfig]:
+    require(name in PRESETS, f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+# ---------------------------------------------------------------- running
+
+@functools.lru_cache(maxsize=4)
+def _dataset(name: str, root: str | None, download: bool) -> data_lib.Dataset:
+    return data_lib.load(name, root, download)
+
+
+def load_result(config: RunConfig, results: Path) -> dict | None:
+    """The finished run's metrics, or None if it has not finished (or its file is corrupt)."""
+    metrics = read_json(config.folder(results) / "metrics.json")
+    if metrics is not None and metrics.get("key") != config.key:
+        return None
+    return metrics
+
+
+def load_model(config: RunConfig, results: Path, num_classes: int, in_channels: int, device=None):
+    """The trained network of a finished run (teachers and robustness nets keep theirs)."""
+    model = build(config.model, num_classes, width=config.width, in_channels=in_channels)
+    load_checkpoint(model, config.folder(results) / "model.pt")
+    return model.to(device or default_device()).eval()
+
+
+class Busy(Exception):
+    """Another process holds this run's claim."""
+
+
+def run(config: RunConfig, results: Path, *, data_root=None, download: bool = False, device=None,
+        progress: bool = True, wait: bool = True, poll: float = 2.0) -> dict:
+    """Run ``config`` unless its results exist; return its metrics.
+
+    A student's teacher run is done first if missing. If another process is running
+    the same config, wait for it (``wait=True``) or raise :class:`Busy`.
+    """
+    results = Path(results)
+    done = load_result(config, results)
+    if done is not None:
+        return done
+    folder = config.folder(results)
+    while True:
+        with claimed(folder) as claim:
+            if claim is not None:
+                done = load_result(config, results)  # finished while we waited for the claim
+                return done if done is not None else _execute(config, results, folder, claim, data_root,
+                                                              download, device, progress)
+        if not wait:
+            raise Busy(config.name)
+        time.sleep(poll)
+        done = load_result(config, results)
+        if done is not None:
+            return done
+
+
+def _execute(config, results, folder, claim, data_root, download, device, progress) -> dict:
+    device = torch.device(device) if device is not None else default_device()
+    atomic_write_json(config.to_dict(), folder / "config.json")
+    ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
+    began = time.perf_counter()
+    train = ds.train
+    if config.n_per_class is not None:
+        train = train.subset(data_lib.per_class_subset(train.y, config.n_per_class, config.seed))
+    teacher = teacher_acc = None
+    if config.kind == "student":
+        teacher_metrics = run(config.teacher, results, data_root=data_root, download=download,
+                              device=device, progress=progress)
+        teacher_acc = teacher_metrics["test_acc"]
+        teacher = load_model(config.teacher, results, ds.num_classes, ds.in_channels, device)
+    torch.manual_seed(config.seed)
+    model = build(config.model, ds.num_classes, width=config.width, in_channels=ds.in_channels).to(device)
+    method = get_method(config.method, noise_sigma=config.noise_sigma, penalty=config.penalty)
+    cache = None
+    if teacher is not None and method.noise_sigma == 0 and method.projections == 0:
+        cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output)
+    objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache)
+    history = fit(model, train, objective, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                  final_lr=config.final_lr, seed=config.seed, device=device, test=ds.test, progress=progress,
+                  checkpoint=folder / "progress.pt", describe={"name": config.name, **config.to_dict()},
+                  on_epoch=lambda row: claim.heartbeat())
+    metrics = {"key": config.key, "name": config.name, "config": config.to_dict(),
+               "test_acc": history[-1]["test_acc"], "train_size": len(train), "history": history,
+               "seconds": time.perf_counter() - began, "device": _device_name(device),
+               "torch": torch.__version__, "dataset_name": ds.name, "teacher_acc": teacher_acc}
+    if config.kind == "robust":
+        curve = noise_robustness(model, ds.test, config.sigmas, config.noise_trials, seed=config.seed)
+        metrics["noise"] = curve.to_dict(orient="records")
+    if config.save_model or config.kind in ("teacher", "robust"):
+        save_checkpoint(model, folder / "model.pt", config=json.dumps(config.to_dict()))
+    atomic_write_json(metrics, folder / "metrics.json")
+    (folder / "progress.pt").unlink(missing_ok=True)
+    return metrics
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'I/N' -> (I, N), 1-based; None -> (1, 1)."""
+    if text is None:
+        return 1, 1
+    try:
+        i, n = (int(p) for p in str(text).split("/"))
+    except ValueError:
+        i = n = 0
+    require(n >= 1 and 1 <= i <= n, f"--shard must look like I/N with 1 <= I <= N, got {text!r}; e.g. --shard 1/2")
+    return i, n
+
+
+def sweep(configs: list[RunConfig], results: Path, *, shard: str | None = None, data_root=None,
+          download: bool = False, device=None, progress: bool = True) -> list[dict]:
+    """Run every N-th config starting at I (``shard='I/N'``), skipping finished ones.
+
+    Runs claimed by another process are deferred and waited for at the end, so N
+    processes sharing ``results`` split the work and never run a config twice at once.
+    """
+    i, n = parse_shard(shard)
+    mine = configs[i - 1::n]
+    finished, deferred = [], []
+    for config in mine:
+        try:
+            finished.append(run(config, results, data_root=data_root, download=download, device=device,
+                                progress=progress, wait=False))
+        except Busy:
+            deferred.append(config)
+    for config in deferred:
+        finished.append(run(config, results, data_root=data_root, download=download, device=device,
+                            progress=progress, wait=True))
+    return finished
+
+
+def collect(configs: list[RunConfig], results: Path):
+    """A DataFrame of the finished runs among ``configs`` (one row per run)."""
+    import pandas as pd
+
+    rows = []
+    for c in configs:
+        m = load_result(c, results)
+        if m is None:
+            continue
+        row = {"kind": c.kind, "dataset": c.dataset, "model": c.model, "width": c.width, "method": c.method,
+               "n_per_class": c.n_per_class, "seed": c.seed, "epochs": c.epochs, "penalty": c.penalty,
+               "test_acc": m["test_acc"], "seconds": m["seconds"], "device": m["device"], "key": c.key}
+        rows.append(row)
+    return pd.DataFrame(rows)

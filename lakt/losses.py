@@ -1,0 +1,69 @@
+"""The paper's loss terms as plain functions of tensors.
+
+Conventions, used everywhere in lakt: a squared error is summed over its vector
+(k logits, or the D input dimensions of a gradient) and averaged over the batch, so
+each term is the per-example quantity of Propositions 1 and 2, batch-averaged.
+Gradients are those of :mod:`lakt.jacobian`, shaped like the input.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """'CE': cross-entropy with the ground-truth labels (supplementary, Loss function)."""
+    return F.cross_entropy(logits, labels)
+
+
+def match_activations(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """'Match Activations': sum_i (S^i(x) - T^i(x))^2 over pre-softmax activations (Prop 1)."""
+    return (student_logits - teacher_logits.detach()).pow(2).sum(dim=1).mean()
+
+
+def match_jacobians(student_grad: torch.Tensor, teacher_grad: torch.Tensor) -> torch.Tensor:
+    """'Match Jacobians', CIFAR-100 form: ||grad T^i(x) - grad S^i(x)||_2^2."""
+    diff = student_grad - teacher_grad.detach()
+    return diff.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def match_jacobians_normalized(student_grad: torch.Tensor, teacher_grad: torch.Tensor,
+                               eps: float = 1e-12) -> torch.Tensor:
+    """'Match Jacobians', CIFAR-10 form: || grad T/||grad T|| - grad S/||grad S|| ||_2^2.
+
+    Each gradient is scaled to unit norm first, so only directions are matched; the
+    value lies in [0, 4]. ``eps`` guards an all-zero gradient.
+    """
+    s = F.normalize(student_grad.flatten(1), dim=1, eps=eps)
+    t = F.normalize(teacher_grad.detach().flatten(1), dim=1, eps=eps)
+    return (s - t).pow(2).sum(dim=1).mean()
+
+
+def jacobian_norm_penalty(grad: torch.Tensor) -> torch.Tensor:
+    """Prop 2's regulariser: ||grad S^i(x)||_2^2 (the Jacobian-norm / Tikhonov term)."""
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def soft_target_cross_entropy_eq2(teacher_probs: torch.Tensor, student_probs: torch.Tensor,
+                                  teacher_jac: torch.Tensor, student_jac: torch.Tensor,
+                                  sigma: float) -> torch.Tensor:
+    """Right side of Eq 2, per example: -sum T_s log S_s - sigma^2 sum grad T_s . grad S_s / S_s.
+
+    ``*_probs`` are softmax outputs [B, k]; ``*_jac`` their full Jacobians [B, k, ...].
+    The 1/S_s factor is why the paper calls this form unstable: a class the student
+    thinks unlikely gets its term blown up.
+    """
+    ce = -(teacher_probs * torch.log(student_probs)).sum(dim=1)
+    dots = (teacher_jac.flatten(2) * student_jac.flatten(2)).sum(dim=2)
+    return ce - sigma ** 2 * (dots / student_probs).sum(dim=1)
+
+
+def label_cross_entropy_eq3(labels_onehot: torch.Tensor, student_probs: torch.Tensor,
+                            student_jac: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Right side of Eq 3, per example: -sum y log S_s + sigma^2 sum y ||grad S_s||^2 / S_s^2.
+
+    Note the 1/S_s^2 factor (compare the squared-error form of Prop 2, which has none).
+    """
+    ce = -(labels_onehot * torch.log(student_probs)).sum(dim=1)
+    norms = student_jac.flatten(2).pow(2).sum(dim=2)
+    return ce + sigma ** 2 * (labels_onehot * norms / student_probs.pow(2)).sum(dim=1)

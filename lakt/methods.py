@@ -1,0 +1,234 @@
+"""Training objectives: alpha*CE + beta*MatchAct + gamma*MatchJac and their presets.
+
+The supplementary's general loss is
+
+    l(S, T) = alpha * CE + beta * (Match Activations) + gamma * (Match Jacobians)
+
+with every constant 0 or 1. Tables 1-2 compare six settings of (alpha, beta, gamma);
+they are the first six entries of :data:`METHODS`. Beyond the paper:
+
+* ``noisy-act``: match activations at x + xi, xi ~ N(0, sigma^2 I) -- the *left* side
+  of Prop 1 used directly as a training method (Monte-Carlo, one draw per step);
+* ``act+fulljac``: the full-Jacobian sum of Prop 1 (all k outputs) estimated with
+  random projections, instead of the paper's single-output heuristic;
+* ``ce+jacnorm``: cross-entropy plus the Jacobian-norm penalty of Prop 2 (Table 3).
+
+The teacher is never trained: it is put in eval mode, its parameters are frozen and
+every quantity taken from it is detached.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from . import losses
+from .errors import require
+from .jacobian import input_vjp, logits_and_gradient, select_outputs
+
+JACOBIAN_FORMS = ("plain", "normalized")
+
+
+@dataclass(frozen=True)
+class Method:
+    """Weights of each loss term and how the Jacobian term is formed."""
+
+    ce: float = 0.0          # alpha: cross-entropy with labels
+    act: float = 0.0         # beta: Match Activations
+    jac: float = 0.0         # gamma: Match Jacobians
+    jacnorm: float = 0.0     # Prop 2 penalty on the student's own input gradient
+    noise_sigma: float = 0.0  # > 0: activations are matched at x + N(0, sigma^2 I)
+    projections: int = 0     # > 0: full-Jacobian terms by this many random projections
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.act > 0 or self.jac > 0
+
+    @property
+    def needs_student_gradient(self) -> bool:
+        return self.jac > 0 or self.jacnorm > 0
+
+
+METHODS: dict[str, Method] = {
+    # The six rows of Tables 1 and 2, in the paper's order.
+    "ce": Method(ce=1),
+    "act+ce": Method(ce=1, act=1),
+    "jac+ce": Method(ce=1, jac=1),
+    "act+jac+ce": Method(ce=1, act=1, jac=1),
+    "act": Method(act=1),
+    "act+jac": Method(act=1, jac=1),
+    # Beyond the paper.
+    "noisy-act": Method(act=1, noise_sigma=0.1),
+    "noisy-act+ce": Method(ce=1, act=1, noise_sigma=0.1),
+    "act+fulljac": Method(act=1, jac=1, projections=1),
+    "act+fulljac+ce": Method(ce=1, act=1, jac=1, projections=1),
+    "ce+jacnorm": Method(ce=1, jacnorm=1),
+}
+PAPER_METHODS = ("ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac")
+METHOD_LABELS = {
+    "ce": "Regular Cross-Entropy (CE) training",
+    "act+ce": "Match Activations + CE",
+    "jac+ce": "Match Jacobians + CE",
+    "act+jac+ce": "Match {Activations + Jacobians} + CE",
+    "act": "Match Activations only",
+    "act+jac": "Match {Activations + Jacobians}",
+    "noisy-act": "Match Activations at noisy inputs (Prop 1, left side)",
+    "noisy-act+ce": "Match Activations at noisy inputs + CE",
+    "act+fulljac": "Match {Activations + full Jacobian (random projection)}",
+    "act+fulljac+ce": "Match {Activations + full Jacobian (random projection)} + CE",
+    "ce+jacnorm": "CE + Jacobian-norm penalty (Prop 2)",
+}
+
+
+def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | None = None) -> Method:
+    """A preset by name, with its sigma (noisy methods) or penalty strength overridden."""
+    require(name in METHODS, f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    method = METHODS[name]
+    if noise_sigma is not None and method.noise_sigma > 0:
+        require(noise_sigma > 0, f"noise sigma must be > 0 for {name!r}, got {noise_sigma}")
+        method = replace(method, noise_sigma=float(noise_sigma))
+    if penalty is not None:
+        require(penalty >= 0, f"penalty strength must be >= 0, got {penalty}")
+        method = replace(method, jacnorm=float(penalty)) if name == "ce+jacnorm" else method
+    return method
+
+
+def freeze(teacher: nn.Module) -> nn.Module:
+    """Eval mode and no parameter gradients: the teacher only gives targets."""
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def teacher_targets(teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                    output: str = "label") -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher logits and the input gradient of the selected output, both detached.
+
+    One forward and one backward of the frozen teacher (exact per sample: eval mode).
+    """
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = teacher(x)
+        index = select_outputs(output, labels, logits.detach())
+        (grad,) = torch.autograd.grad(logits.gather(1, index.view(-1, 1)).sum(), x)
+    return logits.detach(), grad.detach()
+
+
+class TeacherCache:
+    """Teacher logits and selected input gradients, computed once per training image.
+
+    Valid when the inputs are not augmented or perturbed: the targets of image n are
+    then the same in every epoch, so recomputing them per step (a teacher forward and
+    backward) is wasted work. Indexed by the dataset positions the loader yields.
+    """
+
+    def __init__(self, logits: torch.Tensor, grads: torch.Tensor, index: torch.Tensor):
+        self.logits, self.grads, self.index = logits, grads, index
+
+    @classmethod
+    def build(cls, teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+              output: str = "label", batch_size: int = 256) -> "TeacherCache":
+        logits, grads = [], []
+        for start in range(0, len(x), batch_size):
+            lo, g = teacher_targets(teacher, x[start:start + batch_size], labels[start:start + batch_size], output)
+            logits.append(lo)
+            grads.append(g)
+        logits_t = torch.cat(logits)
+        return cls(logits_t, torch.cat(grads), select_outputs(output, labels, logits_t))
+
+    def __getitem__(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.logits[positions], self.grads[positions], self.index[positions]
+
+
+class Objective:
+    """The loss of one training step for a :class:`Method`; returns (total, terms).
+
+    ``terms`` holds each weighted term's value as a detached tensor, so the
+    training history can record CE, Act and Jac separately.
+    """
+
+    def __init__(self, method: Method, teacher: nn.Module | None = None, *, jacobian_form: str = "plain",
+                 output: str = "label", cache: TeacherCache | None = None):
+        require(jacobian_form in JACOBIAN_FORMS,
+                f"unknown Jacobian form {jacobian_form!r}; choose one of {JACOBIAN_FORMS}")
+        require(not method.needs_teacher or teacher is not None, "this method needs a teacher model")
+        self.method, self.jacobian_form, self.output = method, jacobian_form, output
+        self.teacher = freeze(teacher) if teacher is not None else None
+        cacheable = method.noise_sigma == 0 and method.projections == 0
+        self.cache = cache if cacheable else None
+
+    def _match_jac(self, s_grad: torch.Tensor, t_grad: torch.Tensor) -> torch.Tensor:
+        if self.jacobian_form == "normalized":
+            return losses.match_jacobians_normalized(s_grad, t_grad)
+        return losses.match_jacobians(s_grad, t_grad)
+
+    def __call__(self, student: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 positions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        m = self.method
+        terms: dict[str, torch.Tensor] = {}
+        if m.projections > 0:
+            return self._projected(student, x, y)
+        t_logits = t_grad = index = None
+        if m.needs_teacher:
+            if self.cache is not None and positions is not None:
+                t_logits, t_grad, index = self.cache[positions]
+            else:
+                t_logits, t_grad = teacher_targets(self.teacher, x, y, self.output)
+                index = select_outputs(self.output, y, t_logits)
+        else:
+            index = y
+        if m.needs_student_gradient:
+            s_logits, s_grad = logits_and_gradient(student, x, index, create_graph=True)
+        else:
+            s_logits, s_grad = student(x), None
+        if m.ce:
+            terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
+        if m.act:
+            if m.noise_sigma > 0:
+                noisy = x + m.noise_sigma * torch.randn_like(x)
+                with torch.no_grad():
+                    t_noisy = self.teacher(noisy)
+                terms["act"] = m.act * losses.match_activations(student(noisy), t_noisy)
+            else:
+                terms["act"] = m.act * losses.match_activations(s_logits, t_logits)
+        if m.jac:
+            terms["jac"] = m.jac * self._match_jac(s_grad, t_grad)
+        if m.jacnorm:
+            terms["jacnorm"] = m.jacnorm * losses.jacobian_norm_penalty(s_grad)
+        return self._finish(terms, s_logits)
+
+    def _projected(self, student, x, y):
+        """Full-Jacobian terms by random projections v ~ N(0, I_k), shared by S and T."""
+        m = self.method
+        terms: dict[str, torch.Tensor] = {}
+        xs = x.detach().requires_grad_(True)
+        s_logits = student(xs)
+        if self.teacher is not None:
+            xt = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                t_logits = self.teacher(xt)
+        estimates = []
+        for _ in range(m.projections):
+            v = torch.randn_like(s_logits)
+            s_grad = input_vjp(s_logits, xs, v, create_graph=True)
+            if self.teacher is not None:
+                estimates.append(self._match_jac(s_grad, input_vjp(t_logits, xt, v).detach()))
+            else:
+                estimates.append(losses.jacobian_norm_penalty(s_grad))
+        estimate = torch.stack(estimates).mean()
+        if m.ce:
+            terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
+        if m.act:
+            terms["act"] = m.act * losses.match_activations(s_logits, t_logits.detach())
+        if m.jac:
+            terms["jac"] = m.jac * estimate
+        if m.jacnorm:
+            terms["jacnorm"] = m.jacnorm * estimate
+        return self._finish(terms, s_logits)
+
+    @staticmethod
+    def _finish(terms, s_logits):
+        total = sum(terms.values())
+        return total, {k: v.detach() for k, v in terms.items()} | {"logits": s_logits.detach()}

@@ -1,0 +1,174 @@
+"""Files that are never half-written, and claims that keep two processes apart.
+
+Every file lakt writes (metrics, configs, checkpoints, data caches) goes to a
+temporary name in the same folder, is flushed to disk and then renamed over the
+target: readers see the old file or the new one, never a torn one. Files left
+corrupt by an older crash (or another tool) are detected on read and reported in
+one line; callers then redo the work instead of trusting them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(obj, path: Path) -> None:
+    """Write ``obj`` as pretty JSON, atomically."""
+    data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    _atomic_write(Path(path), lambda fh: fh.write(data))
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` to ``path``, atomically."""
+    _atomic_write(Path(path), lambda fh: torch.save(obj, fh))
+
+
+def warn(message: str) -> None:
+    """One line on stderr (no traceback), for problems lakt recovers from."""
+    print(f"lakt: {message}", file=sys.stderr)
+
+
+def read_json(path: Path):
+    """Parsed JSON, or None (with a one-line warning) if the file is missing-in-part or corrupt."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        warn(f"ignoring corrupt file {path} ({type(err).__name__}); the run will be redone")
+        return None
+
+
+def load_tensors(path: Path, map_location="cpu"):
+    """``torch.load(weights_only=True)``, or None (with a warning) for a corrupt file."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception as err:  # truncated zip, bad pickle, ...: torch raises several types
+        warn(f"ignoring corrupt file {path} ({type(err).__name__}); it will be recomputed")
+        return None
+
+
+class Claim:
+    """An exclusive claim on a run folder: ``<folder>/.claim`` made with O_EXCL.
+
+    The holder touches the file as it works (:meth:`heartbeat`). A claim is stale,
+    and may be taken over, when its process is gone (same host) or it has not been
+    touched for ``stale_after`` seconds (another host that died).
+    """
+
+    def __init__(self, folder: Path, stale_after: float = 600.0):
+        self.path = Path(folder) / ".claim"
+        self.stale_after = stale_after
+        self.held = False
+
+    def _read(self) -> str | None:
+        try:
+            return self.path.read_text()
+        except FileNotFoundError:
+            return None
+
+    def _is_stale(self) -> bool:
+        try:
+            info = json.loads(self.path.read_text())
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        except (json.JSONDecodeError, OSError):
+            # A claim being written right now is briefly empty: only old garbage is stale.
+            try:
+                return time.time() - self.path.stat().st_mtime > 5.0
+            except FileNotFoundError:
+                return True
+        if info.get("host") == socket.gethostname():
+            try:
+                os.kill(int(info["pid"]), 0)
+            except ProcessLookupError:
+                return True
+            except (PermissionError, KeyError, ValueError):
+                pass
+        return age > self.stale_after
+
+    def acquire(self) -> bool:
+        """Take the claim if free (or stale); False if another live process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                judged = self._read()
+                if not self._is_stale():
+                    return False
+                stale = self.path.with_name(f".claim.stale.{os.getpid()}")
+                try:
+                    os.replace(self.path, stale)
+                except FileNotFoundError:
+                    continue
+                if Path(stale).read_text() != judged:
+                    # Another process replaced the stale claim meanwhile: put its claim back.
+                    try:
+                        os.link(stale, self.path)
+                    except FileExistsError:
+                        pass
+                    os.unlink(stale)
+                    return False
+                os.unlink(stale)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}, fh)
+            self.held = True
+            return True
+        return False
+
+    def heartbeat(self) -> None:
+        if self.held:
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                pass
+
+    def release(self) -> None:
+        if self.held:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.held = False
+
+
+@contextmanager
+def claimed(folder: Path, stale_after: float = 600.0):
+    """``with claimed(dir) as ok:`` -- ok is False when another process holds the run."""
+    claim = Claim(folder, stale_after)
+    ok = claim.acquire()
+    try:
+        yield claim if ok else None
+    finally:
+        claim.release()

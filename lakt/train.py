@@ -1,0 +1,166 @@
+"""One training loop for teachers and students (supplementary, "Optimization").
+
+Adam at 1e-3, annealed once to 1e-4 at 80% of the epochs (the paper: 500 epochs,
+drop at 400). The loss of a step comes from an :class:`lakt.methods.Objective`, so
+the same loop trains a teacher with cross-entropy, a student with any of the
+paper's methods, or a network with the Jacobian-norm penalty.
+
+Long runs write a per-epoch checkpoint (model, optimiser, schedule, random states
+and history) and resume from it after a kill with the same results they would
+have had uninterrupted.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import DeviceLoader, Split
+from .errors import LaktError, require
+from .storage import atomic_save, load_tensors, warn
+
+
+class NonFiniteLoss(LaktError):
+    """A loss became NaN or infinite; the message carries the step and the terms."""
+
+
+def default_device() -> torch.device:
+    """CUDA when present, otherwise the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, batch_size: int = 1000) -> float:
+    """Test accuracy in percent (eval mode: BatchNorm uses running statistics)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        x = split.x[start:start + batch_size].to(device)
+        y = split.y[start:start + batch_size].to(device)
+        correct += (model(x).argmax(dim=1) == y).sum().item()
+    model.train(was_training)
+    return 100.0 * correct / max(1, len(split))
+
+
+def save_checkpoint(model: nn.Module, path: Path, **extra) -> None:
+    """Model weights (plus any tensors/plain data in ``extra``), written atomically."""
+    atomic_save({"model": model.state_dict(), **extra}, Path(path))
+
+
+def load_checkpoint(model: nn.Module, path: Path) -> dict:
+    """Load weights with ``weights_only=True``; a mismatched architecture is one clear error."""
+    state = load_tensors(Path(path))
+    require(state is not None and "model" in state,
+            f"cannot read a lakt checkpoint at {str(path)!r}; check the path or re-run the training")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise LaktError(f"checkpoint {str(path)!r} is for a different architecture ({first}); "
+                        "build the model with the same name, width and classes it was trained with") from err
+    return state
+
+
+def _lr_schedule(optimizer, epochs: int, lr: float, final_lr: float, drop_at: float):
+    milestone = max(1, int(round(drop_at * epochs)))
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[milestone], gamma=final_lr / lr)
+
+
+def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: int,
+        lr: float = 1e-3, final_lr: float = 1e-4, drop_at: float = 0.8, seed: int = 0,
+        device=None, test: Split | None = None, eval_every: int = 0, progress: bool = True,
+        checkpoint: Path | None = None, describe: dict | None = None, on_epoch=None) -> list[dict]:
+    """Train ``model`` in place; return the history, one dict per epoch.
+
+    Each history row holds the epoch, learning rate, mean of every loss term, train
+    accuracy on the batches seen, seconds, and (every ``eval_every`` epochs and at
+    the end, when ``test`` is given) test accuracy. ``checkpoint``: a file to
+    resume from and to save to after every epoch. ``describe``: the configuration,
+    quoted if the loss becomes non-finite.
+    """
+    require(isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer, got {epochs!r}")
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+    loader = DeviceLoader(train, batch_size, shuffle=True, seed=seed, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = _lr_schedule(optimizer, epochs, lr, final_lr, drop_at)
+    history: list[dict] = []
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_tensors(Path(checkpoint))
+        if state is not None and state.get("epochs") == epochs:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            torch.set_rng_state(state["cpu_rng"])
+            if device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            loader.generator.set_state(state["loader_rng"])
+            history, start_epoch = list(state["history"]), int(state["epoch"])
+        elif state is not None:
+            warn(f"checkpoint {checkpoint} is for a different run length; starting over")
+    model.train()
+    step = start_epoch * len(loader)
+    bar = tqdm(range(start_epoch, epochs), desc=(describe or {}).get("name", "train"), disable=not progress,
+               initial=start_epoch, total=epochs, leave=False)
+    for epoch in bar:
+        began = time.perf_counter()
+        sums: dict[str, float] = {}
+        correct = seen = 0
+        for positions, x, y in loader:
+            total, terms = objective(model, x, y, positions)
+            if not torch.isfinite(total):
+                shown = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items() if k != "logits")
+                raise NonFiniteLoss(f"non-finite loss at step {step} (epoch {epoch}): {shown}; "
+                                    f"config {describe}; lower the learning rate or the term weights")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            step += 1
+            n = len(y)
+            sums["loss"] = sums.get("loss", 0.0) + total.item() * n
+            for k, v in terms.items():
+                if k != "logits":
+                    sums[k] = sums.get(k, 0.0) + v.item() * n
+            correct += (terms["logits"].argmax(1) == y).sum().item()
+            seen += n
+        schedule.step()
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+               **{k: v / max(1, seen) for k, v in sums.items()},
+               "train_acc": 100.0 * correct / max(1, seen), "seconds": time.perf_counter() - began}
+        last = epoch + 1 == epochs
+        if test is not None and (last or (eval_every and (epoch + 1) % eval_every == 0)):
+            row["test_acc"] = evaluate(model, test)
+            model.train()
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3g}", acc=f"{row['train_acc']:.1f}")
+        if checkpoint is not None and not last:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "schedule": schedule.state_dict(), "cpu_rng": torch.get_rng_state(),
+                     "loader_rng": loader.generator.get_state(), "history": history,
+                     "epoch": epoch + 1, "epochs": epochs}
+            if device.type == "cuda":
+                state["cuda_rng"] = torch.cuda.get_rng_state(device)
+            atomic_save(state, Path(checkpoint))
+        if on_epoch is not None:
+            on_epoch(row)
+    bar.close()
+    model.eval()
+    return history
+
+
+def steps_per_epoch(n_examples: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch of :class:`DeviceLoader` (a lone last image is dropped)."""
+    full, rest = divmod(n_examples, batch_size)
+    return full + (1 if rest > 1 else 0)
+
+
+def epochs_for_steps(n_examples: int, batch_size: int, steps: int, at_least: int = 1) -> int:
+    """Epochs needed for about ``steps`` optimiser steps (low-data runs need many epochs)."""
+    return max(at_least, math.ceil(steps / max(1, steps_per_epoch(n_examples, batch_size))))

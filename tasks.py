@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""The project's two entry points, runnable with nothing but Python 3.11.
+
+    python3 tasks.py book [--preset cpu]   set up .venv, run every chapter with papermill
+                                           into book/, then `jupyter-book build book/`
+    python3 tasks.py test                  set up .venv, run the unit tests and `pytest --nbval`
+
+The virtual environment lives in .venv and is reused; it is reinstalled only when
+pyproject.toml changes.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+CHAPTERS = [  # executed in this order; book/_toc.yml lists the same files
+    "01_affine_approximation",
+    "02_propositions",
+    "03_transfer_cifar10",
+    "04_transfer_cifar100",
+    "05_noise_robustness",
+]
+
+
+def sh(*cmd, **kw) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)
+
+
+def ensure_venv() -> None:
+    """Create .venv and install lakt with its test and book extras (pinned in pyproject.toml)."""
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"tasks.py: Python 3.11 is required (this is {sys.version.split()[0]}); run it with python3.11")
+    stamp = VENV / ".lakt-installed"
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == want and PY.exists():
+        return
+    if not PY.exists():
+        venv.create(VENV, with_pip=True)
+    sh(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    sh(PY, "-m", "pip", "install", "--quiet", "-e", ".[test]")
+    sh(PY, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3")
+    stamp.write_text(want)
+
+
+def book(preset: str, chapters: list[str]) -> None:
+    """Execute the chapters headless with papermill into book/, then build the HTML."""
+    env = dict(os.environ, PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    for name in chapters:
+        began = time.perf_counter()
+        sh(PY, "-m", "papermill", f"notebooks/{name}.ipynb", f"book/{name}.ipynb",
+           "-p", "preset", preset, "--cwd", "notebooks", "--no-progress-bar", env=env)
+        print(f"  {name}: {time.perf_counter() - began:.0f} s", flush=True)
+    sh(PY, "-m", "jupyter_book", "build", "book/", env=env)
+    print(f"book: {ROOT / 'book/_build/html/index.html'}")
+
+
+def test(extra: list[str]) -> None:
+    env = dict(os.environ, PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    sh(PY, "-m", "pytest", "tests", *extra, env=env)
+    sh(PY, "-m", "pytest", "--nbval", "notebooks", "--nbval-sanitize-with", "notebooks/sanitize.cfg", *extra, env=env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="task", required=True)
+    b = sub.add_parser("book", help="run the chapters and build the Jupyter Book")
+    b.add_argument("--preset", default="cpu", help="smoke (seconds), cpu (minutes, default) or paper (GPU)")
+    b.add_argument("--chapter", action="append", choices=CHAPTERS, help="only these chapters (repeatable)")
+    t = sub.add_parser("test", help="unit tests and pytest --nbval")
+    t.add_argument("pytest_args", nargs="*", help="passed to pytest")
+    args = parser.parse_args()
+    began = time.perf_counter()
+    ensure_venv()
+    if args.task == "book":
+        book(args.preset, args.chapter or CHAPTERS)
+    else:
+        test(args.pytest_args)
+    print(f"tasks.py {args.task}: done in {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
