@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run every config of a preset through the results cache")
     p.add_argument("--preset", required=True, choices=list(PRESETS))
+    p.add_argument("--dataset", default=None, choices=["digits", "cifar10", "cifar100", "folder"],
+                   help="run the preset's protocol on this dataset instead of its own")
     p.add_argument("--results", required=True, help="results cache folder, shareable between machines")
     p.add_argument("--data-root", default=None, help="dataset folder (CIFAR root, or an ImageFolder tree)")
     p.add_argument("--download", action="store_true")
@@ -143,7 +145,7 @@ def _command(args) -> int:
     device = _check_device(getattr(args, "device", None))
     if args.command == "presets":
         for name in ex.PRESETS:
-            print(f"{name:8s} {len(ex.preset(name)):4d} runs  {ex.PRESETS[name].__doc__.strip()}")
+            print(f"{name:8s} {len(ex.preset(name)):4d} runs  {ex.PRESETS[name].description}")
         return 0
     if args.command == "noise":
         from .data import load
@@ -156,8 +158,8 @@ def _command(args) -> int:
         print(noise_robustness(model, ds.test, args.sigmas, args.trials, args.seed).to_string(index=False))
         return 0
     if args.command == "sweep":
-        configs = ex.preset(args.preset)
-        if args.preset != "smoke" and configs[0].dataset != "digits":
+        configs = ex.preset(args.preset, args.dataset)
+        if any(c.dataset != "digits" for c in configs):
             require(args.data_root is not None, f"preset {args.preset!r} needs --data-root DIR")
         done = ex.sweep(configs, Path(args.results), shard=args.shard, data_root=args.data_root,
                         download=args.download, device=device, progress=not args.quiet)

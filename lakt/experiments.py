@@ -23,7 +23,7 @@ import hashlib
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -115,60 +115,102 @@ class RunConfig:
 
 # ---------------------------------------------------------------- presets
 
-def _teacher(dataset, width, epochs, batch_size, seed=0) -> RunConfig:
-    return RunConfig("teacher", dataset, "vgg9", width, "ce", None, seed, epochs, batch_size, save_model=True)
+SIZES = {  # examples per class of the low-data sweeps (the paper's columns; digits has ~130 per class)
+    "digits": (1, 5, 10, 50, 100),
+    "cifar10": (5, 10, 50, 100, 500, 1000, 5000),
+    "folder": (5, 10, 50, 100, 500, 1000, 5000),
+    "cifar100": (1, 5, 10, 50, 100, 500),
+}
+JACOBIAN_FORM = {"cifar100": "plain"}  # the supplementary: plain for CIFAR-100, normalised otherwise
 
 
-def _students(teacher, sizes, methods, seeds, width, epochs_for, batch_size, jacobian_form):
-    return [RunConfig("student", teacher.dataset, "vgg4", width, m, n, s, epochs_for(n), batch_size,
-                      jacobian_form=jacobian_form, teacher=teacher)
-            for n in sizes for m in methods for s in seeds]
+@dataclass(frozen=True)
+class Preset:
+    """A protocol: network widths, run lengths, subset sizes and seeds.
+
+    Student runs last ``student_epochs`` epochs, or -- when ``student_steps`` is set --
+    enough epochs for about that many optimiser steps (a 5-per-class subset is one
+    batch per epoch). ``sizes``: None means the paper's columns for the dataset.
+    """
+
+    name: str
+    description: str
+    datasets: tuple
+    width: float
+    teacher_epochs: int
+    student_epochs: int
+    robust_epochs: int
+    batch_size: int = 64
+    student_steps: int | None = None
+    sizes: tuple | None = None
+    methods: tuple = PAPER_METHODS
+    seeds: tuple = (0,)
+    robust_dataset: str | None = None
+    penalties: tuple = (0.0, 0.01, 0.1, 0.5, 1.0)
+    robust_seeds: tuple = (0,)
+    noise_trials: int = 10
+
+    def teacher(self, dataset: str) -> RunConfig:
+        return RunConfig("teacher", dataset, "vgg9", self.width, "ce", None, 0, self.teacher_epochs,
+                         self.batch_size, save_model=True)
+
+    def student_epochs_for(self, dataset: str, n_per_class: int, classes: int) -> int:
+        from .train import epochs_for_steps
+        if self.student_steps is None:
+            return self.student_epochs
+        return epochs_for_steps(n_per_class * classes, self.batch_size, self.student_steps, self.student_epochs)
+
+    def transfer(self, dataset: str | None = None) -> list[RunConfig]:
+        """The teacher and every student run of Table 1 (or 2) for ``dataset``."""
+        dataset = dataset or self.datasets[0]
+        teacher = self.teacher(dataset)
+        classes = 100 if dataset == "cifar100" else 10
+        sizes = self.sizes or SIZES[dataset]
+        students = [RunConfig("student", dataset, "vgg4", self.width, m, n, s,
+                              self.student_epochs_for(dataset, n, classes), self.batch_size,
+                              jacobian_form=JACOBIAN_FORM.get(dataset, "normalized"), teacher=teacher)
+                    for n in sizes for m in self.methods for s in self.seeds]
+        return [teacher, *students]
+
+    def robustness(self, dataset: str | None = None) -> list[RunConfig]:
+        """The VGG-9 runs of Table 3: one per penalty strength and seed."""
+        dataset = dataset or self.robust_dataset or self.datasets[0]
+        return [RunConfig("robust", dataset, "vgg9", self.width, "ce+jacnorm", None, s, self.robust_epochs,
+                          self.batch_size, penalty=p, noise_trials=self.noise_trials, save_model=True)
+                for p in self.penalties for s in self.robust_seeds]
+
+    def runs(self, dataset: str | None = None) -> list[RunConfig]:
+        """Every run of the preset (teachers first), for one dataset or the preset's own."""
+        if dataset is not None:
+            return self.transfer(dataset) + self.robustness(dataset)
+        runs = [r for d in self.datasets for r in self.transfer(d)]
+        return runs + self.robustness()
 
 
-def _robust(dataset, width, epochs, batch_size, penalties, seeds, trials):
-    return [RunConfig("robust", dataset, "vgg9", width, "ce+jacnorm", None, s, epochs, batch_size,
-                      penalty=p, noise_trials=trials, save_model=True)
-            for p in penalties for s in seeds]
+PRESETS = {
+    "smoke": Preset("smoke", "seconds: every code path once, on digits at width 1/8", ("digits",),
+                    width=0.125, teacher_epochs=2, student_epochs=3, robust_epochs=2, batch_size=32,
+                    sizes=(5,), penalties=(0.0, 0.1), noise_trials=2),
+    "cpu": Preset("cpu", "minutes on 2 CPU cores: Tables 1 and 3 in miniature on digits, width 1/4, 3 seeds",
+                  ("digits",), width=0.25, teacher_epochs=15, student_epochs=5, robust_epochs=10,
+                  student_steps=100, seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=5),
+    "paper": Preset("paper", "the paper's protocol on CIFAR-10/100: full width, 500 epochs (a GPU job)",
+                    ("cifar10", "cifar100"), width=1.0, teacher_epochs=500, student_epochs=500,
+                    robust_epochs=500, batch_size=128, robust_dataset="cifar100"),
+}
 
 
-def _steps(target_steps: int, batch_size: int, classes: int, at_least: int):
-    """Epochs per subset size so small subsets still get ``target_steps`` optimiser steps."""
-    from .train import epochs_for_steps
-    return lambda n: epochs_for_steps(n * classes, batch_size, target_steps, at_least)
-
-
-def preset_smoke() -> list[RunConfig]:
-    """Seconds on a laptop: every code path once, on digits, at width 1/8."""
-    t = _teacher("digits", 0.125, 2, 64)
-    return [t, *_students(t, [5], PAPER_METHODS, [0], 0.125, lambda n: 3, 32, "plain"),
-            *_robust("digits", 0.125, 2, 64, [0.0, 0.1], [0], 2)]
-
-
-def preset_cpu() -> list[RunConfig]:
-    """Minutes on 2 CPU cores: Tables 1 and 3 in miniature on digits, width 1/4, 3 seeds."""
-    t = _teacher("digits", 0.25, 15, 64)
-    sizes = [1, 5, 10, 50, 100]
-    return [t, *_students(t, sizes, PAPER_METHODS, [0, 1, 2], 0.25, _steps(100, 64, 10, 5), 64, "normalized"),
-            *_robust("digits", 0.25, 15, 64, [0.0, 0.01, 0.1, 0.5, 1.0], [0, 1], 5)]
-
-
-def preset_paper() -> list[RunConfig]:
-    """The paper's protocol on CIFAR-10/100 (500 epochs, full width): a GPU job."""
-    runs = []
-    for dataset, sizes, form in (("cifar10", [5, 10, 50, 100, 500, 1000, 5000], "normalized"),
-                                 ("cifar100", [1, 5, 10, 50, 100, 500], "plain")):
-        t = _teacher(dataset, 1.0, 500, 128)
-        runs += [t, *_students(t, sizes, PAPER_METHODS, [0], 1.0, lambda n: 500, 128, form)]
-    runs += _robust("cifar100", 1.0, 500, 128, [0.0, 0.01, 0.1, 0.5, 1.0], [0], 10)
-    return runs
-
-
-PRESETS = {"smoke": preset_smoke, "cpu": preset_cpu, "paper": preset_paper}
-
-
-def preset(name: str) -> list[RunConfig]:
+def get_preset(name: str) -> Preset:
     require(name in PRESETS, f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]()
+    return PRESETS[name]
+
+
+def preset(name: str, dataset: str | None = None) -> list[RunConfig]:
+    """All runs of preset ``name`` (optionally re-targeted at another dataset)."""
+    if dataset is not None:
+        require(dataset in data_lib.DATASETS,
+                f"unknown dataset {dataset!r}; choose one of {', '.join(data_lib.DATASETS)}")
+    return get_preset(name).runs(dataset)
 
 
 # ---------------------------------------------------------------- running
