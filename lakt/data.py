@@ -126,17 +126,22 @@ def _cache_dir() -> Path:
 
 
 def _decode_folder(split_root: Path, classes: list[str]) -> tuple[torch.Tensor, np.ndarray]:
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    from PIL import Image, UnidentifiedImageError
 
     images, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (split_root / name).iterdir() if p.is_file())
+        files = sorted(p for p in (split_root / name).iterdir() if p.is_file() and not p.name.startswith("."))
         for path in files:
-            img = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-            require(img.shape[1:] == (32, 32), f"{path} is {tuple(img.shape[1:])}, expected 32x32 images")
+            try:
+                with Image.open(path) as im:
+                    img = np.asarray(im.convert("RGB"))
+            except (UnidentifiedImageError, OSError) as err:
+                raise LaktError(f"cannot read image {path} ({err}); remove it or fix the folder") from None
+            require(img.shape[:2] == (32, 32), f"{path} is {img.shape[1]}x{img.shape[0]}, expected 32x32 images")
             images.append(img)
             labels.append(label)
-    return torch.stack(images), np.asarray(labels)
+    require(images, f"no images under {split_root}; expected {split_root}/<class>/*.jpg")
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), np.asarray(labels)
 
 
 def load_folder(root: str | os.PathLike) -> Dataset:

@@ -250,12 +250,15 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     done = load_result(config, results)
     if done is not None:
         return done
+    ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
+    if config.n_per_class is not None:  # fail before anything is written
+        data_lib.per_class_subset(ds.train.y, config.n_per_class, config.seed)
     folder = config.folder(results)
     while True:
         with claimed(folder) as claim:
             if claim is not None:
                 done = load_result(config, results)  # finished while we waited for the claim
-                return done if done is not None else _execute(config, results, folder, claim, data_root,
+                return done if done is not None else _execute(config, results, folder, claim, ds, data_root,
                                                               download, device, progress)
         if not wait:
             raise Busy(config.name)
@@ -265,10 +268,9 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
             return done
 
 
-def _execute(config, results, folder, claim, data_root, download, device, progress) -> dict:
+def _execute(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
     device = torch.device(device) if device is not None else default_device()
     atomic_write_json(config.to_dict(), folder / "config.json")
-    ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
     began = time.perf_counter()
     train = ds.train
     if config.n_per_class is not None:

@@ -1,0 +1,549 @@
+"""What the experiment chapters (3, 4, 5) show, computed from the run cache.
+
+The chapters only narrate: every table, figure and reading of the results comes
+from here, so the three notebooks share one implementation and the unit tests
+cover it. Inputs are the :class:`lakt.experiments.RunConfig` lists of a preset
+and the results folder (``runs/``); nothing here trains.
+
+* :func:`transfer_table` / :func:`plot_transfer` / :func:`transfer_reading` --
+  Tables 1 and 2 (students distilled from a teacher on per-class subsets);
+* :func:`robustness_table` / :func:`plot_robustness` / :func:`robustness_reading` --
+  Table 3 (accuracy under Gaussian input noise);
+* :func:`beside_paper` -- our table next to the paper's, with the difference (or,
+  when our dataset is not the paper's, each row's gain over a baseline);
+* :func:`provenance` -- the one line that says where the numbers come from;
+* :func:`data_available` -- whether a dataset can be loaded from ``data_root``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import experiments as ex
+from .errors import require
+from .methods import METHOD_LABELS, PAPER_METHODS
+
+DATASET_LABELS = {
+    "digits": "digits (scikit-learn 8×8 digits, upsampled to 32×32)",
+    "cifar10": "CIFAR-10",
+    "folder": "CIFAR-10 (JPEG)",
+    "cifar100": "CIFAR-100",
+}
+PAPER_DATASET = {"cifar10": "cifar10", "folder": "cifar10", "cifar100": "cifar100"}
+"""Which of the paper's datasets each of ours *is* (digits is none of them)."""
+
+NUM_CLASSES = {"digits": 10, "cifar10": 10, "folder": 10, "cifar100": 100}
+
+_SHORT = {"ce": "CE", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac+ce": "Act+Jac+CE",
+          "act": "Act", "act+jac": "Act+Jac"}
+_STATS = ("mean", "std", "text")
+
+
+def dataset_label(dataset: str) -> str:
+    """How a dataset is named wherever its results are shown (``folder`` is the CIFAR-10 JPEG copy)."""
+    return DATASET_LABELS.get(dataset, dataset)
+
+
+def same_data(dataset: str, paper_dataset: str) -> bool:
+    """True when our numbers are on the paper's dataset, so accuracies compare directly."""
+    return PAPER_DATASET.get(dataset) == paper_dataset
+
+
+# ---------------------------------------------------------------- which runs
+
+def get_preset(name: str, seeds=None) -> ex.Preset:
+    """The preset, with its training seeds (students and robust nets) replaced by ``seeds`` if given.
+
+    The teacher stays seed 0, so a different seed list reuses the cached teacher.
+    """
+    p = ex.get_preset(name)
+    if seeds is None:
+        return p
+    seeds = tuple(int(s) for s in ([seeds] if isinstance(seeds, int) else seeds))
+    require(len(seeds) >= 1, "seeds must be None (the preset's) or a non-empty list, e.g. -y 'seeds: [0, 1]'")
+    return dataclasses.replace(p, seeds=seeds, robust_seeds=seeds)
+
+
+def transfer_runs(preset: str, dataset: str, seeds=None) -> list[ex.RunConfig]:
+    """Teacher first, then every student of Table 1/2 for ``dataset`` under ``preset``."""
+    return get_preset(preset, seeds).transfer(dataset)
+
+
+def robustness_runs(preset: str, dataset: str, seeds=None) -> list[ex.RunConfig]:
+    """The Jacobian-penalty VGG-9 runs of Table 3 (one per penalty and seed)."""
+    return get_preset(preset, seeds).robustness(dataset)
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a dataset can be loaded, and why (or why not). True/False in an ``if``."""
+
+    ok: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def data_available(dataset: str, data_root=None) -> Availability:
+    """Can ``dataset`` be loaded from ``data_root`` without a download?
+
+    Checks the files torchvision (or the ImageFolder loader) would read, without
+    decoding anything, so a chapter can say plainly what is missing instead of
+    failing halfway -- or worse, showing numbers it does not have.
+    """
+    label = dataset_label(dataset)
+    if dataset == "digits":
+        return Availability(True, f"{label}: ships with scikit-learn, always available")
+    require(dataset in PAPER_DATASET, f"unknown dataset {dataset!r}; choose one of {', '.join(DATASET_LABELS)}")
+    if data_root is None or str(data_root) == "":
+        return Availability(False, f"{label} is not available: no data_root was given (pass -p data_root DIR)")
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        return Availability(False, f"{label} is not available: data_root {str(root)!r} is not a folder")
+    if dataset == "folder":
+        need = [root / "train", root / "test"]
+        missing = [p for p in need if not p.is_dir() or not any(q.is_dir() for q in p.iterdir())]
+    elif dataset == "cifar10":
+        base = root / "cifar-10-batches-py"
+        missing = [p for p in [base / f"data_batch_{i}" for i in range(1, 6)] + [base / "test_batch"]
+                   if not p.is_file()]
+    else:
+        base = root / "cifar-100-python"
+        missing = [p for p in (base / "train", base / "test") if not p.is_file()]
+    if missing:
+        return Availability(False, f"{label} is not available: {str(missing[0])!r} is missing under data_root")
+    return Availability(True, f"{label}: found under {str(root)!r}")
+
+
+def reproduce_commands(chapter: str, dataset: str, preset: str = "paper") -> str:
+    """The two commands that produce a chapter's numbers on real data: train (resumable), then render."""
+    return (f"lakt sweep --preset {preset} --dataset {dataset} --data-root DIR --results runs\n"
+            f"papermill notebooks/{chapter}.ipynb book/{chapter}.ipynb -p preset {preset} "
+            f"-p dataset {dataset} -p data_root DIR --cwd notebooks")
+
+
+# ---------------------------------------------------------------- tables
+
+def _finished(configs, results, kind):
+    out = []
+    for c in configs:
+        if c.kind != kind:
+            continue
+        m = ex.load_result(c, Path(results))
+        if m is not None:
+            out.append((c, m))
+    return out
+
+
+def _wide(long: pd.DataFrame, index: str, columns: str, decimals: int = 2) -> pd.DataFrame:
+    """Long rows (index, columns, mean, std) -> columns (stat, columns) with a 'mean ± std' text stat."""
+    text = long["mean"].map(lambda v: f"{v:.{decimals}f}")
+    has_std = long["std"].notna()
+    text[has_std] = text[has_std] + long.loc[has_std, "std"].map(lambda v: f" ± {v:.{decimals}f}")
+    long = long.assign(text=text)
+    stats = [s for s in long.columns if s not in (index, columns)]
+    wide = long.pivot(index=index, columns=columns, values=stats)
+    wide.columns = wide.columns.set_names(["stat", columns])
+    order = list(_STATS) + [s for s in stats if s not in _STATS]
+    return wide[[s for s in order if s in stats]]
+
+
+def transfer_table(configs, results) -> pd.DataFrame:
+    """Student accuracy (%) as method × examples per class, over the finished seeds.
+
+    Columns are (stat, n_per_class) with stats ``mean``, ``std`` (sample std over
+    training seeds; NaN with one seed), ``text`` ("mean ± std", as the paper prints
+    its tables) and ``seeds`` (how many seeds finished). Rows keep the configs'
+    method order (the paper's for the presets). ``table["mean"]`` lines up with
+    :func:`lakt.paper.table1` / ``table2``.
+    """
+    done = _finished(configs, results, "student")
+    require(done, "no finished student runs among these configs; run them with lakt.experiments.sweep(configs, results)")
+    runs = pd.DataFrame([{"method": c.method, "n_per_class": c.n_per_class, "seed": c.seed,
+                          "test_acc": m["test_acc"]} for c, m in done])
+    long = (runs.groupby(["method", "n_per_class"])["test_acc"]
+            .agg(mean="mean", std="std", seeds="count").reset_index())
+    wide = _wide(long, "method", "n_per_class")
+    order = list(dict.fromkeys(c.method for c in configs if c.kind == "student"))
+    return wide.reindex([m for m in order if m in wide.index]).rename_axis("method")
+
+
+def pooled_stats(means, stds, counts) -> tuple[float, float, int]:
+    """Mean and sample std of all values of several groups, from each group's mean, std and size.
+
+    ``stds`` are sample stds (ddof=1, as torch and :mod:`lakt.robustness` report
+    them). The result is what ``np.std(all_values, ddof=1)`` would give; with a
+    single value in all the std is 0 (e.g. the clean accuracy of one net: nothing
+    random was drawn).
+    """
+    m = np.asarray(means, dtype=float)
+    s = np.nan_to_num(np.asarray(stds, dtype=float))
+    n = np.asarray(counts, dtype=float)
+    total = n.sum()
+    grand = float((n * m).sum() / total)
+    if total <= 1:
+        return grand, 0.0, int(total)
+    ss = ((n - 1) * s ** 2).sum() + (n * (m - grand) ** 2).sum()
+    return grand, float(math.sqrt(ss / (total - 1))), int(total)
+
+
+def robustness_table(configs, results) -> pd.DataFrame:
+    """Accuracy (%) under input noise as penalty × σ: mean ± std over noise draws *and* training seeds.
+
+    Each robust run stores, per σ, the mean and std over its noise draws; the seeds'
+    draws are pooled (:func:`pooled_stats`), so the std covers both sources of
+    variation. Columns are (stat, sigma) with stats ``mean``, ``std``, ``text``,
+    ``draws`` (values pooled) and ``seeds``.
+    """
+    done = _finished(configs, results, "robust")
+    require(done, "no finished robust runs among these configs; run them with lakt.experiments.sweep(configs, results)")
+    rows = [{"penalty": c.penalty, "seed": c.seed, **r} for c, m in done for r in m["noise"]]
+    runs = pd.DataFrame(rows)
+    long = []
+    for (penalty, sigma), g in runs.groupby(["penalty", "sigma"]):
+        mean, std, draws = pooled_stats(g["mean"], g["std"], g["trials"])
+        long.append({"penalty": penalty, "sigma": sigma, "mean": mean, "std": std,
+                     "draws": draws, "seeds": g["seed"].nunique()})
+    return _wide(pd.DataFrame(long), "penalty", "sigma")
+
+
+def paper_robustness_table(long: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 3 (long form, :func:`lakt.paper.table3`) in :func:`robustness_table`'s shape."""
+    long = long.copy()
+    long["std"] = long["std"].where(long["sigma"] > 0)  # σ = 0 is printed without a std
+    return _wide(long[["penalty", "sigma", "mean", "std"]], "penalty", "sigma")
+
+
+def _means(table: pd.DataFrame) -> pd.DataFrame:
+    if isinstance(table.columns, pd.MultiIndex) and "mean" in table.columns.get_level_values(0):
+        return table["mean"].astype(float)
+    return table.astype(float)
+
+
+def _baseline_name(table: pd.DataFrame, baseline) -> str:
+    axis, value = baseline
+    if axis == "row":
+        return f"gain over {_SHORT.get(value, value)}"
+    name = {"sigma": "σ"}.get(table.columns.name, table.columns.name or "column")
+    return f"change from {name}={value:g}"
+
+
+def beside_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, same_data: bool = True,
+                 baseline=("row", "ce")) -> pd.DataFrame:
+    """Our means next to the paper's, on the rows and columns both have.
+
+    ``same_data``: our dataset is the paper's, so accuracies compare directly:
+    columns ``ours``, ``paper``, ``ours − paper``. Otherwise (digits against
+    CIFAR) raw accuracies mean nothing side by side, so each table is first taken
+    relative to its own ``baseline`` -- ``("row", "ce")``: each method's gain over
+    CE training; ``("column", 0.0)``: the change from the σ = 0 accuracy -- and the
+    quantities are labelled so. Returns columns (quantity, <the tables' column name>).
+    """
+    ours, paper = _means(ours), _means(paper)
+    rows = [r for r in ours.index if r in paper.index]
+    cols = [c for c in ours.columns if c in set(paper.columns)]
+    require(rows and cols, "our table and the paper's share no rows or columns; nothing to compare")
+    a, b = ours.loc[rows, cols], paper.loc[rows, cols]
+    if same_data:
+        names = ("ours", "paper", "ours − paper")
+    else:
+        axis, value = baseline
+        require(axis in ("row", "column"), f"baseline must be ('row', label) or ('column', label), got {baseline!r}")
+        if axis == "row":
+            require(value in ours.index and value in paper.index, f"baseline row {value!r} is not in both tables")
+            a, b = a - ours.loc[value, cols], b - paper.loc[value, cols]
+        else:
+            require(value in ours.columns and value in paper.columns, f"baseline column {value!r} is not in both tables")
+            a, b = a.sub(ours.loc[rows, value], axis=0), b.sub(paper.loc[rows, value], axis=0)
+        what = _baseline_name(ours, baseline)
+        names = (f"ours: {what}", f"paper: {what}", "ours − paper")
+    out = pd.concat({names[0]: a, names[1]: b, names[2]: a - b}, axis=1)
+    out.columns = out.columns.set_names(["quantity", ours.columns.name])
+    return out
+
+
+def teacher_beside_paper(teacher_metrics: dict, dataset: str, paper_dataset: str) -> pd.DataFrame:
+    """The VGG-9 teacher's test accuracy next to the paper's (90.94% CIFAR-10, 64.78% CIFAR-100)."""
+    from .paper import TEACHER_ACCURACY
+
+    return pd.DataFrame({"dataset": [dataset_label(dataset), dataset_label(paper_dataset)],
+                         "test accuracy (%)": [teacher_metrics["test_acc"], TEACHER_ACCURACY[paper_dataset]]},
+                        index=pd.Index(["ours", "paper"], name="VGG-9 teacher"))
+
+
+def styled(table: pd.DataFrame, caption: str, decimals: int = 2):
+    """A pandas Styler with a caption and fixed decimals: how the chapters display tables."""
+    uuid = "t" + hashlib.sha256(caption.encode()).hexdigest()[:8]  # stable HTML ids: diffable outputs
+    return table.style.set_caption(caption).format(precision=decimals, na_rep="–").set_uuid(uuid)
+
+
+# ---------------------------------------------------------------- figures
+
+def _method_colors(methods) -> dict:
+    palette = dict(zip(PAPER_METHODS, _palette("tab10", len(PAPER_METHODS))))
+    extra = [m for m in methods if m not in palette]
+    palette.update(zip(extra, _palette("Set2", len(extra))))
+    return palette
+
+
+def _palette(name, n):
+    import seaborn as sns
+
+    return sns.color_palette(name, max(n, 1))
+
+
+def _log_x(ax, ticks):
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+
+
+def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, teacher_acc: float | None = None,
+                  paper_teacher_acc: float | None = None, title: str = "ours", paper_title: str = "paper"):
+    """Student accuracy against examples per class (log x), one line per method.
+
+    Error bars are the std over training seeds (none with one seed). With ``paper``,
+    a second panel shows the paper's curves in the same colours, so the *shapes*
+    can be compared even when the datasets differ. Dashed: the teacher's accuracy.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    panels = [(table, teacher_acc, title)] + ([(paper, paper_teacher_acc, paper_title)] if paper is not None else [])
+    methods = list(dict.fromkeys([*table.index, *(paper.index if paper is not None else [])]))
+    colors = _method_colors(methods)
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for ax, (t, teacher, name) in zip(axes[0], panels):
+        means = _means(t)
+        stds = t["std"].astype(float) if isinstance(t.columns, pd.MultiIndex) else None
+        sizes = [float(c) for c in means.columns]
+        for method in means.index:
+            err = None if stds is None else stds.loc[method].fillna(0).to_numpy()
+            ax.errorbar(sizes, means.loc[method].to_numpy(), yerr=err, marker="o", ms=4, capsize=3,
+                        color=colors[method], label=METHOD_LABELS.get(method, method))
+        if teacher is not None:
+            ax.axhline(teacher, color="0.35", ls="--", lw=1, label="teacher (VGG-9)")
+        _log_x(ax, sizes)
+        ax.set_xlabel("training examples per class (log scale)")
+        ax.set_ylabel("student test accuracy (%)")
+        ax.set_title(name)
+    handles, labels = {}, {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.2 if len(handles) > 4 else 0.12, 1, 1))
+    return fig
+
+
+def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, title: str = "ours",
+                    paper_title: str = "paper"):
+    """Accuracy against input-noise σ, one line per Jacobian-penalty strength (error bars: std).
+
+    A flatter line is a more noise-robust network. With ``paper`` (either
+    :func:`lakt.paper.table3` or :func:`paper_robustness_table`), a second panel
+    shows the paper's Table 3; penalties share a colour map across panels.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if paper is not None and not isinstance(paper.columns, pd.MultiIndex):
+        paper = paper_robustness_table(paper)
+    panels = [(table, title)] + ([(paper, paper_title)] if paper is not None else [])
+    penalties = sorted(set(table.index) | (set(paper.index) if paper is not None else set()))
+    colors = dict(zip(penalties, _palette("viridis_r", len(penalties))))
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    for ax, (t, name) in zip(axes[0], panels):
+        means, stds = t["mean"].astype(float), t["std"].astype(float)
+        for penalty in means.index:
+            ax.errorbar([float(s) for s in means.columns], means.loc[penalty].to_numpy(),
+                        yerr=stds.loc[penalty].fillna(0).to_numpy(), marker="o", ms=4, capsize=3,
+                        color=colors[penalty], label=f"penalty {penalty:g}")
+        ax.set_xlabel("input noise σ (normalised pixels)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(name)
+        ax.legend(title="Jacobian-norm", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- reading the results
+
+def provenance(configs, metrics, preset: str | None = None) -> str:
+    """One line: preset, dataset, seeds, epochs, width, hardware, torch version, runs finished.
+
+    Shown under every result, because the same chapter means very different
+    things under ``smoke`` (a plumbing check) and ``paper``. ``metrics`` are the
+    finished runs' metrics dicts (what :func:`lakt.experiments.sweep` returns); the
+    hardware and torch version are the ones the runs were *trained* on. ``preset``:
+    inferred from the configs when not given.
+    """
+    configs = list(configs)
+    metrics = [m for m in metrics if m is not None]
+    require(configs, "provenance needs at least one run config")
+    name = preset or _infer_preset(configs) or "custom"
+    datasets = ", ".join(dict.fromkeys(dataset_label(c.dataset) for c in configs))
+    trained = [c for c in configs if c.kind != "teacher"] or configs
+    seeds = ", ".join(str(s) for s in sorted({c.seed for c in trained}))
+    epochs = []
+    for kind, word in (("teacher", "teacher"), ("student", "students"), ("robust", "robust nets")):
+        e = sorted({c.epochs for c in configs if c.kind == kind})
+        if e:
+            epochs.append(f"{word} {e[0]}" + (f"–{e[-1]}" if len(e) > 1 else ""))
+    widths = ", ".join(f"{w:g}" for w in sorted({c.width for c in configs}))
+    devices = "; ".join(sorted({m.get("device", "?") for m in metrics})) or "not trained yet"
+    torches = ", ".join(sorted({m.get("torch", "?") for m in metrics})) or "?"
+    return (f"preset {name} · data {datasets} · seeds {seeds} · epochs: {', '.join(epochs)} · width {widths} · "
+            f"trained on {devices} · torch {torches} · {len(metrics)}/{len(configs)} runs finished")
+
+
+def _signature(c: ex.RunConfig) -> str:
+    d = c.to_dict()
+    for k in ("seed", "dataset"):
+        d.pop(k)
+    if d.get("teacher"):
+        d["teacher"] = {k: v for k, v in d["teacher"].items() if k not in ("seed", "dataset")}
+    return repr(sorted(d.items()))
+
+
+def _infer_preset(configs) -> str | None:
+    datasets = {c.dataset for c in configs}
+    for name, p in ex.PRESETS.items():
+        known = {_signature(c) for d in datasets for c in p.runs(d)}
+        if all(_signature(c) in known for c in configs):
+            return name
+    return None
+
+
+def _count(series) -> str:
+    return f"{int((series > 0).sum())} of {int(series.notna().sum())}"
+
+
+def transfer_findings(table: pd.DataFrame, low: int = 100) -> pd.Series:
+    """The paper's Table 1/2 claims, measured on one table (ours or the paper's).
+
+    * distillation vs CE at ≤ ``low`` examples per class: in how many (method, size)
+      cells a distillation method beats CE, and the mean gain;
+    * Act+Jac vs Act (and Act+Jac+CE vs Act+CE) at ≤ ``low``: sizes won, mean difference;
+    * the same Jacobian comparison above ``low`` (the paper: not matching Jacobians
+      is often better with much data).
+    Differences are in accuracy points; ``nan`` where the table lacks the rows or sizes.
+    """
+    means = _means(table)
+    small = [c for c in means.columns if c <= low]
+    large = [c for c in means.columns if c > low]
+    out = {}
+    distil = [m for m in means.index if m != "ce"]
+    if "ce" in means.index and distil and small:
+        gain = means.loc[distil, small].sub(means.loc["ce", small], axis=1).stack()
+        out["distillation beats CE (cells ≤ low)"] = _count(gain)
+        out["mean gain over CE (points, ≤ low)"] = gain.mean()
+    for a, b in (("act+jac", "act"), ("act+jac+ce", "act+ce")):
+        for cols, where in ((small, "≤ low"), (large, "> low")):
+            if a in means.index and b in means.index and cols:
+                diff = means.loc[a, cols] - means.loc[b, cols]
+                out[f"{_SHORT[a]} beats {_SHORT[b]} (sizes {where})"] = _count(diff)
+                out[f"{_SHORT[a]} − {_SHORT[b]} (points, {where})"] = diff.mean()
+    return pd.Series(out, dtype=object)
+
+
+def _within_noise(table: pd.DataFrame, a: str, b: str, cols) -> str | None:
+    """How many of the a − b differences are smaller than their combined seed std."""
+    if not (isinstance(table.columns, pd.MultiIndex) and "std" in table.columns.get_level_values(0)):
+        return None
+    std = table["std"].astype(float)
+    if a not in std.index or b not in std.index or std.loc[[a, b], cols].isna().any().any():
+        return None
+    diff = (_means(table).loc[a, cols] - _means(table).loc[b, cols]).abs()
+    noise = np.sqrt(std.loc[a, cols] ** 2 + std.loc[b, cols] ** 2)
+    return f"{int((diff < noise).sum())} of {len(cols)}"
+
+
+def transfer_reading(ours: pd.DataFrame, paper: pd.DataFrame, low: int = 100) -> str:
+    """A few Markdown sentences answering the chapter's questions from ``ours`` and ``paper``.
+
+    Every number and verdict is computed here from the tables (see
+    :func:`transfer_findings`), so the prose cannot drift from the results.
+    """
+    f, g_all = transfer_findings(ours, low), transfer_findings(paper, low)
+    shared = [c for c in _means(paper).columns if c in set(_means(ours).columns)]
+    # at <= low, ask the paper the same question at the sizes we ran (when there are any)
+    g = transfer_findings(paper[[col for col in paper.columns if col in shared]] if shared else paper, low)
+    sizes = ", ".join(f"{c:g}" for c in (shared if shared else _means(paper).columns) if c <= low)
+    lines = [f"*(paper figures at ≤{low} per class are taken at the sizes we ran: {sizes})*"]
+    key = "distillation beats CE (cells ≤ low)"
+    if key in f:
+        wins, cells = (int(v) for v in f[key].split(" of "))
+        mean_gain = f["mean gain over CE (points, ≤ low)"]
+        verdict = "yes" if 2 * wins > cells and mean_gain > 0 else "no" if wins == 0 or mean_gain <= 0 else "mixed"
+        lines.append(f"- **Does distillation beat CE at ≤{low} examples per class?** Ours: **{verdict}** — "
+                     f"a distillation method beats CE in {f[key]} method–size cells, mean gain "
+                     f"{f['mean gain over CE (points, ≤ low)']:+.2f} points. Paper: {g.get(key, 'n/a')} cells, "
+                     f"{g.get('mean gain over CE (points, ≤ low)', float('nan')):+.2f} points.")
+    for a, b in (("act+jac", "act"), ("act+jac+ce", "act+ce")):
+        k, d = f"{_SHORT[a]} beats {_SHORT[b]} (sizes ≤ low)", f"{_SHORT[a]} − {_SHORT[b]} (points, ≤ low)"
+        if k not in f:
+            continue
+        small = [c for c in _means(ours).columns if c <= low]
+        noise = _within_noise(ours, a, b, small)
+        noise_text = (f"; {noise} of those differences are smaller than the seeds' spread" if noise
+                      else "; with one seed there is no spread to compare against")
+        lines.append(f"- **{_SHORT[a]} vs {_SHORT[b]} at ≤{low} per class:** ours higher at {f[k]} sizes "
+                     f"(mean {f[d]:+.2f} points{noise_text}). Paper: {g.get(k, 'n/a')} sizes, "
+                     f"{g.get(d, float('nan')):+.2f} points.")
+    k, d = f"{_SHORT['act+jac']} beats {_SHORT['act']} (sizes > low)", f"{_SHORT['act+jac']} − {_SHORT['act']} (points, > low)"
+    g = g_all
+    if k in f:
+        lines.append(f"- **With more data (>{low} per class):** Act+Jac beats Act at {f[k]} sizes "
+                     f"(mean {f[d]:+.2f}); paper: {g.get(k, 'n/a')} ({g.get(d, float('nan')):+.2f}).")
+    elif k in g:
+        lines.append(f"- **With more data (>{low} per class):** our sizes stop at {low}; the paper's Act+Jac "
+                     f"beats Act at {g[k]} of its larger sizes ({g[d]:+.2f} points).")
+    return "\n".join(lines)
+
+
+def robustness_findings(table: pd.DataFrame) -> pd.DataFrame:
+    """Per penalty: clean accuracy, accuracy at the largest σ, and the drop between them (points)."""
+    means = _means(table)
+    lo, hi = min(means.columns), max(means.columns)
+    out = pd.DataFrame({"clean": means[lo], f"at σ={hi:g}": means[hi], "drop": means[lo] - means[hi]})
+    out.index.name = "penalty"
+    return out
+
+
+def robustness_reading(ours: pd.DataFrame, paper: pd.DataFrame) -> str:
+    """Markdown sentences: does a larger Jacobian penalty flatten the accuracy-vs-σ curve? At what cost?
+
+    Measured on both tables as the drop from σ = 0 to the largest σ; "flattens" is
+    the rank correlation between penalty and drop (−1: every larger penalty drops less).
+    """
+    lines = []
+    for name, t in (("Ours", ours), ("Paper", paper)):
+        if not isinstance(t.columns, pd.MultiIndex):
+            t = paper_robustness_table(t)
+        f = robustness_findings(t)
+        hi = f.columns[1]
+        if len(f) < 2:
+            lines.append(f"- **{name}:** one penalty only; nothing to compare.")
+            continue
+        rho = pd.Series(f.index, index=f.index).rank().corr(f["drop"].rank())
+        first, last = f.iloc[0], f.iloc[-1]
+        flattens = "yes" if rho < 0 and last["drop"] < first["drop"] else "no"
+        monotone = "strictly" if f["drop"].is_monotonic_decreasing and f["drop"].is_unique else "not strictly"
+        lines.append(f"- **{name}: does a larger penalty flatten the curve? {flattens}.** From σ=0 to {hi[3:]}, "
+                     f"penalty {f.index[0]:g} loses {first['drop']:.2f} points and penalty {f.index[-1]:g} loses "
+                     f"{last['drop']:.2f} (rank correlation penalty↔drop {rho:+.2f}; {monotone} decreasing). "
+                     f"Clean accuracy moves {last['clean'] - first['clean']:+.2f} points.")
+    return "\n".join(lines)

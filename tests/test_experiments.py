@@ -1,0 +1,93 @@
+"""Runs and the results cache: keys, skipping, corrupt files, shards, claims."""
+import json
+import os
+
+import pytest
+
+from lakt import experiments as ex
+from lakt.errors import LaktError
+from lakt.storage import Claim
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    ex.sweep(ex.preset("smoke"), results, progress=False)
+    return results
+
+
+def test_keys_are_stable_and_distinguish_configs():
+    a = ex.RunConfig("teacher", width=0.25)
+    assert a.key == ex.RunConfig("teacher", width=0.25).key
+    assert a.key != ex.RunConfig("teacher", width=0.5).key
+    assert ex.RunConfig.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+
+
+def test_presets_hold_the_paper_protocol():
+    paper = ex.get_preset("paper")
+    c10 = paper.transfer("cifar10")
+    students = [c for c in c10 if c.kind == "student"]
+    assert len(students) == 6 * 7 and {c.n_per_class for c in students} == {5, 10, 50, 100, 500, 1000, 5000}
+    assert all(c.jacobian_form == "normalized" and c.epochs == 500 for c in students)
+    assert all(c.jacobian_form == "plain" for c in paper.transfer("cifar100") if c.kind == "student")
+    assert {c.penalty for c in paper.robustness()} == {0.0, 0.01, 0.1, 0.5, 1.0}
+    assert paper.robustness()[0].dataset == "cifar100"
+    with pytest.raises(LaktError, match="unknown preset"):
+        ex.preset("huge")
+
+
+def test_smoke_sweep_finishes_every_run(smoke_results):
+    table = ex.collect(ex.preset("smoke"), smoke_results)
+    assert len(table) == len(ex.preset("smoke"))
+    assert table["test_acc"].between(0, 100).all()
+    teacher = ex.load_result(ex.preset("smoke")[0], smoke_results)
+    assert teacher["test_acc"] > 50  # two epochs on digits already learn
+    robust = [c for c in ex.preset("smoke") if c.kind == "robust"][0]
+    noise = ex.load_result(robust, smoke_results)["noise"]
+    assert [r["sigma"] for r in noise] == [0.0, 0.1, 0.2, 0.3, 0.4]
+
+
+def test_finished_runs_are_skipped(smoke_results):
+    config = ex.preset("smoke")[1]
+    before = ex.load_result(config, smoke_results)
+    again = ex.run(config, smoke_results, progress=False)
+    assert again == before  # read back, not recomputed (seconds would differ)
+
+
+def test_a_corrupt_metrics_file_is_reported_and_redone(smoke_results, capsys):
+    config = ex.preset("smoke")[2]
+    path = config.folder(smoke_results) / "metrics.json"
+    path.write_text('{"key": "trunc')
+    assert ex.load_result(config, smoke_results) is None
+    assert "corrupt" in capsys.readouterr().err
+    redone = ex.run(config, smoke_results, progress=False)
+    assert redone["key"] == config.key and json.loads(path.read_text())["key"] == config.key
+
+
+def test_shards_split_the_configs():
+    configs = ex.preset("smoke")
+    assert ex.parse_shard("2/3") == (2, 3)
+    for bad in ("0/2", "3/2", "a/b", "1"):
+        with pytest.raises(LaktError, match="--shard"):
+            ex.parse_shard(bad)
+    parts = [configs[i - 1::3] for i in (1, 2, 3)]
+    assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in configs)
+
+
+def test_claims_exclude_and_recover_from_dead_holders(tmp_path):
+    first, second = Claim(tmp_path), Claim(tmp_path)
+    assert first.acquire() and not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
+    # a claim left by a process that no longer exists is stale
+    (tmp_path / ".claim").write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": os.uname().nodename, "since": 0}))
+    assert Claim(tmp_path).acquire()
+
+
+def test_bad_configs_are_user_errors():
+    for kwargs in ({"kind": "pupil"}, {"kind": "teacher", "width": 0}, {"kind": "teacher", "dataset": "mnist"},
+                   {"kind": "teacher", "method": "magic"}, {"kind": "robust", "sigmas": (-0.1,)},
+                   {"kind": "student"}):
+        with pytest.raises(LaktError):
+            ex.RunConfig(**kwargs)

@@ -1,0 +1,65 @@
+"""Each loss pinned to a value computed by hand on a tiny input (torchdistill-style)."""
+import math
+
+import pytest
+import torch
+
+from lakt import losses
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_cross_entropy():
+    assert losses.cross_entropy(t([0.0, 0.0]), torch.tensor([0])).item() == pytest.approx(math.log(2))
+
+
+def test_match_activations_sums_over_outputs_and_averages_over_batch():
+    # per sample: (1-0)^2 + (2-0)^2 = 5 and (0-1)^2 + (0-1)^2 = 2; mean 3.5
+    assert losses.match_activations(t([1, 2], [0, 0]), t([0, 0], [1, 1])).item() == pytest.approx(3.5)
+
+
+def test_match_jacobians_plain():
+    gs = t([1, 0], [0, 2]).view(2, 1, 1, 2)
+    gt = t([0, 0], [1, 0]).view(2, 1, 1, 2)
+    # per sample: 1 and 1 + 4 = 5; mean 3
+    assert losses.match_jacobians(gs, gt).item() == pytest.approx(3.0)
+
+
+def test_match_jacobians_normalized():
+    gs = t([3, 4], [1, 0])
+    gt = t([0, 5], [-1, 0])
+    # (0.6, 0.8) - (0, 1) -> 0.36 + 0.04 = 0.4 ; (1, 0) - (-1, 0) -> 4 ; mean 2.2
+    assert losses.match_jacobians_normalized(gs, gt).item() == pytest.approx(2.2)
+    # scale invariance: only directions count
+    assert losses.match_jacobians_normalized(10 * gs, 0.1 * gt).item() == pytest.approx(2.2)
+
+
+def test_jacobian_norm_penalty():
+    assert losses.jacobian_norm_penalty(t([3, 4], [1, 1])).item() == pytest.approx(13.5)
+
+
+def test_eq2_right_side():
+    tp, sp = t([0.5, 0.5]), t([0.25, 0.75])
+    tj, sj = t([1.0], [2.0]).view(1, 2, 1), t([2.0], [1.0]).view(1, 2, 1)
+    ce = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    correction = 0.01 * (2 / 0.25 + 2 / 0.75)
+    got = losses.soft_target_cross_entropy_eq2(tp, sp, tj, sj, sigma=0.1)
+    assert got.item() == pytest.approx(ce - correction)  # 0.730321...
+    assert got.item() == pytest.approx(0.7303213, abs=1e-6)
+
+
+def test_eq3_right_side():
+    y, sp = t([0.0, 1.0]), t([0.25, 0.75])
+    sj = t([2.0], [1.0]).view(1, 2, 1)
+    got = losses.label_cross_entropy_eq3(y, sp, sj, sigma=0.1)
+    assert got.item() == pytest.approx(-math.log(0.75) + 0.01 * 1 / 0.75 ** 2)
+    assert got.item() == pytest.approx(0.3054597, abs=1e-6)
+
+
+def test_teacher_side_is_detached():
+    s = torch.zeros(1, 2, requires_grad=True)
+    tt = torch.ones(1, 2, requires_grad=True)
+    losses.match_activations(s, tt).backward()
+    assert tt.grad is None and s.grad is not None

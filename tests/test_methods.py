@@ -1,0 +1,80 @@
+"""The combined objective: the six presets, the cached teacher path, a frozen teacher."""
+import pytest
+import torch
+
+from lakt import jacobian, losses, models
+from lakt.errors import LaktError
+from lakt.methods import METHODS, PAPER_METHODS, Objective, TeacherCache, get_method
+
+
+@pytest.fixture
+def pair():
+    torch.manual_seed(0)
+    teacher = models.vgg9(width=0.125, in_channels=1).double()
+    student = models.vgg4(width=0.125, in_channels=1).double()
+    x = torch.randn(8, 1, 32, 32, dtype=torch.float64)
+    y = torch.randint(0, 10, (8,))
+    return teacher, student, x, y
+
+
+def test_the_six_paper_presets():
+    weights = {m: (METHODS[m].ce, METHODS[m].act, METHODS[m].jac) for m in PAPER_METHODS}
+    assert weights == {"ce": (1, 0, 0), "act+ce": (1, 1, 0), "jac+ce": (1, 0, 1), "act+jac+ce": (1, 1, 1),
+                       "act": (0, 1, 0), "act+jac": (0, 1, 1)}
+    with pytest.raises(LaktError, match="unknown method"):
+        get_method("distill")
+
+
+@pytest.mark.parametrize("form", ["plain", "normalized"])
+def test_objective_equals_the_sum_of_the_paper_terms(pair, form):
+    teacher, student, x, y = pair
+    student.eval()  # per-sample gradients are exact in eval mode
+    total, terms = Objective(get_method("act+jac+ce"), teacher, jacobian_form=form)(student, x, y)
+    teacher.eval()
+    t_logits, t_grad = jacobian.logits_and_gradient(teacher, x, y)
+    s_logits, s_grad = jacobian.logits_and_gradient(student, x, y)
+    match = losses.match_jacobians_normalized if form == "normalized" else losses.match_jacobians
+    want = losses.cross_entropy(s_logits, y) + losses.match_activations(s_logits, t_logits) + match(s_grad, t_grad)
+    assert total.item() == pytest.approx(want.item(), rel=1e-12)
+    assert set(terms) == {"ce", "act", "jac", "logits"}
+
+
+def test_cached_teacher_targets_give_identical_losses(pair):
+    teacher, student, x, y = pair
+    for output in ("label", "top"):
+        method = get_method("act+jac+ce")
+        cache = TeacherCache.build(Objective(method, teacher).teacher, x, y, output, batch_size=3)
+        positions = torch.tensor([5, 0, 2])
+        plain = Objective(method, teacher, output=output)(student, x[positions], y[positions])
+        cached = Objective(method, teacher, output=output, cache=cache)(student, x[positions], y[positions], positions)
+        assert cached[0].item() == pytest.approx(plain[0].item(), rel=1e-12)
+
+
+def test_teacher_never_receives_gradients(pair):
+    teacher, student, x, y = pair
+    for name in ("act+jac+ce", "act+fulljac", "noisy-act"):
+        total, _ = Objective(get_method(name), teacher)(student, x, y)
+        total.backward()
+        assert all(p.grad is None for p in teacher.parameters())
+        assert any(p.grad is not None for p in student.parameters())
+        assert not teacher.training
+
+
+def test_random_projection_estimates_the_full_jacobian_sum(pair):
+    teacher, student, x, y = pair
+    student.eval()
+    objective = Objective(get_method("act+fulljac"), teacher)  # puts the teacher in eval mode
+    full = (jacobian.full_jacobian(teacher, x) - jacobian.full_jacobian(student, x)).flatten(2).pow(2).sum((1, 2)).mean()
+    torch.manual_seed(0)
+    draws = torch.stack([objective(student, x, y)[1]["jac"] for _ in range(200)])
+    se = draws.std() / 200 ** 0.5
+    assert abs(draws.mean() - full) < 4 * se
+
+
+def test_noisy_distillation_and_penalty_need_their_parameters():
+    assert get_method("noisy-act", noise_sigma=0.3).noise_sigma == 0.3
+    assert get_method("ce+jacnorm", penalty=0.5).jacnorm == 0.5
+    with pytest.raises(LaktError):
+        get_method("noisy-act", noise_sigma=-1)
+    with pytest.raises(LaktError, match="needs a teacher"):
+        Objective(get_method("act"))

@@ -1,0 +1,87 @@
+"""The training loop: it learns, checkpoints round-trip, kills resume, NaNs stop it."""
+import pytest
+import torch
+
+from lakt import data, models
+from lakt.errors import LaktError
+from lakt.methods import Objective, get_method
+from lakt.train import NonFiniteLoss, evaluate, fit, load_checkpoint, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+def small_net(seed=0):
+    torch.manual_seed(seed)
+    return models.vgg4(num_classes=10, width=0.125, in_channels=1)
+
+
+def test_training_on_digits_lowers_the_loss_and_beats_chance(digits):
+    net = small_net()
+    history = fit(net, digits.train, Objective(get_method("ce")), epochs=3, batch_size=64, device="cpu",
+                  test=digits.test, progress=False)
+    assert len(history) == 3
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+    assert history[-1]["test_acc"] > 40.0  # chance is 10%
+    assert history[-1]["lr"] == pytest.approx(1e-4)  # annealed once at 80% of the epochs
+    assert history[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_checkpoint_round_trip(tmp_path, digits):
+    net = small_net()
+    fit(net, digits.train, Objective(get_method("ce")), epochs=1, batch_size=64, device="cpu", progress=False)
+    save_checkpoint(net, tmp_path / "m.pt")
+    other = small_net(seed=1)
+    load_checkpoint(other, tmp_path / "m.pt")
+    for a, b in zip(net.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+    assert evaluate(net, digits.test) == evaluate(other, digits.test)
+
+
+def test_checkpoint_of_another_architecture_is_one_clear_error(tmp_path):
+    save_checkpoint(small_net(), tmp_path / "m.pt")
+    with pytest.raises(LaktError, match="different architecture"):
+        load_checkpoint(models.vgg9(num_classes=10, width=0.125, in_channels=1), tmp_path / "m.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(LaktError, match="cannot read"):
+        load_checkpoint(small_net(), tmp_path / "bad.pt")
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path, digits):
+    train = digits.train.subset(data.per_class_subset(digits.train.y, 10, seed=0))
+    objective = Objective(get_method("noisy-act+ce"), small_net(seed=7))  # uses the RNG every step
+    reference = small_net()
+    fit(reference, train, objective, epochs=4, batch_size=32, device="cpu", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_two(row):
+        if row["epoch"] == 2:
+            raise Killed
+
+    interrupted = small_net()
+    with pytest.raises(Killed):
+        fit(interrupted, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
+            checkpoint=tmp_path / "progress.pt", on_epoch=die_after_two)
+    torch.manual_seed(12345)  # the resumed process starts with other random state
+    resumed = small_net(seed=99)
+    history = fit(resumed, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
+                  checkpoint=tmp_path / "progress.pt")
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_non_finite_loss_stops_with_step_terms_and_config(digits):
+    net = small_net()
+
+    def exploding(model, x, y, positions):
+        logits = model(x)
+        return logits.sum() * float("nan"), {"ce": torch.tensor(float("nan")), "logits": logits}
+
+    with pytest.raises(NonFiniteLoss, match=r"step 0 \(epoch 0\): ce=nan; config \{'name': 'demo'\}"):
+        fit(net, digits.train, exploding, epochs=1, batch_size=64, device="cpu", progress=False,
+            describe={"name": "demo"})
