@@ -54,18 +54,18 @@ def ensure_venv() -> None:
 
 def book(preset: str, chapters: list[str]) -> None:
     """Execute the chapters headless with papermill into book/, then build the HTML."""
-    env = dict(os.environ, PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    env = dict(os.environ, PYTHONHASHSEED="0")
     for name in chapters:
         began = time.perf_counter()
         sh(PY, "-m", "papermill", f"notebooks/{name}.ipynb", f"book/{name}.ipynb",
            "-p", "preset", preset, "--cwd", "notebooks", "--no-progress-bar", env=env)
         print(f"  {name}: {time.perf_counter() - began:.0f} s", flush=True)
-    sh(PY, "-m", "jupyter_book", "build", "book/", env=env)
+    sh(VENV / "bin" / "jupyter-book", "build", "book/", env=env)
     print(f"book: {ROOT / 'book/_build/html/index.html'}")
 
 
 def test(extra: list[str]) -> None:
-    env = dict(os.environ, PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    env = dict(os.environ, PYTHONHASHSEED="0")
     sh(PY, "-m", "pytest", "tests", *extra, env=env)
     sh(PY, "-m", "pytest", "--nbval", "notebooks", "--nbval-sanitize-with", "notebooks/sanitize.cfg", *extra, env=env)
 

@@ -33,7 +33,7 @@ from .errors import require
 from .methods import METHODS, PAPER_METHODS, Objective, TeacherCache, get_method
 from .models import build
 from .robustness import PAPER_SIGMAS, check_sigmas, noise_robustness
-from .storage import atomic_write_json, claimed, read_json
+from .storage import append_line, atomic_write_json, claimed, load_tensors, read_json, remove_temporaries
 from .train import default_device, evaluate, fit, load_checkpoint, save_checkpoint
 
 KINDS = ("teacher", "student", "robust")
@@ -221,11 +221,21 @@ def _dataset(name: str, root: str | None, download: bool) -> data_lib.Dataset:
 
 
 def load_result(config: RunConfig, results: Path) -> dict | None:
-    """The finished run's metrics, or None if it has not finished (or its file is corrupt)."""
-    metrics = read_json(config.folder(results) / "metrics.json")
-    if metrics is not None and metrics.get("key") != config.key:
+    """The finished run's metrics, or None if it has not finished or left a corrupt file.
+
+    A run that keeps its weights counts as finished only if ``model.pt`` loads too.
+    """
+    folder = config.folder(results)
+    metrics = read_json(folder / "metrics.json")
+    if metrics is None or metrics.get("key") != config.key:
+        return None
+    if _keeps_model(config) and load_tensors(folder / "model.pt") is None:
         return None
     return metrics
+
+
+def _keeps_model(config: RunConfig) -> bool:
+    return config.save_model or config.kind in ("teacher", "robust")
 
 
 def load_model(config: RunConfig, results: Path, num_classes: int, in_channels: int, device=None):
@@ -270,7 +280,10 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
 
 def _execute(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
     device = torch.device(device) if device is not None else default_device()
+    remove_temporaries(folder)
     atomic_write_json(config.to_dict(), folder / "config.json")
+    resumed = (folder / "progress.pt").exists()
+    _log(results, "resume" if resumed else "start", config)
     began = time.perf_counter()
     train = ds.train
     if config.n_per_class is not None:
@@ -299,11 +312,20 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     if config.kind == "robust":
         curve = noise_robustness(model, ds.test, config.sigmas, config.noise_trials, seed=config.seed)
         metrics["noise"] = curve.to_dict(orient="records")
-    if config.save_model or config.kind in ("teacher", "robust"):
+    if _keeps_model(config):
         save_checkpoint(model, folder / "model.pt", config=json.dumps(config.to_dict()))
     atomic_write_json(metrics, folder / "metrics.json")
     (folder / "progress.pt").unlink(missing_ok=True)
+    _log(results, "finish", config)
     return metrics
+
+
+def _log(results: Path, event: str, config: RunConfig) -> None:
+    """One line per run event in RESULTS/runs.log: an audit trail of who ran what, when."""
+    import os
+    import socket
+    append_line(Path(results) / "runs.log", f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {socket.gethostname()} "
+                                             f"{os.getpid()} {event} {config.key} {config.name}")
 
 
 def _device_name(device: torch.device) -> str:

@@ -15,6 +15,12 @@ statistics. lakt keeps the single backward there on purpose: it is the gradient 
 the function that is actually being trained (the same thing the paper's framework
 computes with one gradient call), and the exact diagonal blocks would cost one
 backward per image. ``tests/test_jacobian.py`` measures the difference.
+
+Max-pooling windows whose entries tie exactly (the flat background of the digits
+images: 11-13% of the first layer's windows) sit on a boundary between linear
+regions; autograd then routes the gradient to one of the tied entries, so such an
+input gradient is one valid choice among several (chapter 1 shows it; a 1e-3 jitter
+removes every tie).
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +45,13 @@ _SHORT = {"ce": "CE", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac+ce": "Act
 _STATS = ("mean", "std", "text")
 
 
-def dataset_label(dataset: str) -> str:
-    """How a dataset is named wherever its results are shown (``folder`` is the CIFAR-10 JPEG copy)."""
-    return DATASET_LABELS.get(dataset, dataset)
+def dataset_label(dataset: str, short: bool = False) -> str:
+    """How a dataset is named wherever its results are shown (``folder`` is the CIFAR-10 JPEG copy).
+
+    ``short``: without the description (for figure titles).
+    """
+    label = DATASET_LABELS.get(dataset, dataset)
+    return label.split(" (scikit")[0] if short else label
 
 
 def same_data(dataset: str, paper_dataset: str) -> bool:
@@ -60,10 +65,16 @@ def get_preset(name: str, seeds=None) -> ex.Preset:
     """The preset, with its training seeds (students and robust nets) replaced by ``seeds`` if given.
 
     The teacher stays seed 0, so a different seed list reuses the cached teacher.
+    ``seeds`` may be an int, a list, or text such as ``"0,1"`` / ``"[0, 1]"`` (what
+    ``papermill -p seeds ...`` passes).
     """
     p = ex.get_preset(name)
     if seeds is None:
         return p
+    if isinstance(seeds, str):
+        require(re.fullmatch(r"[\s\[\]()0-9,]*", seeds) is not None,
+                f"seeds must be whole numbers such as '0,1', got {seeds!r}")
+        seeds = re.findall(r"\d+", seeds)
     seeds = tuple(int(s) for s in ([seeds] if isinstance(seeds, int) else seeds))
     require(len(seeds) >= 1, "seeds must be None (the preset's) or a non-empty list, e.g. -y 'seeds: [0, 1]'")
     return dataclasses.replace(p, seeds=seeds, robust_seeds=seeds)

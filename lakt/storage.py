@@ -49,9 +49,14 @@ def atomic_save(obj, path: Path) -> None:
     _atomic_write(Path(path), lambda fh: torch.save(obj, fh))
 
 
+_warned: set[str] = set()
+
+
 def warn(message: str) -> None:
-    """One line on stderr (no traceback), for problems lakt recovers from."""
-    print(f"lakt: {message}", file=sys.stderr)
+    """One line on stderr (no traceback), for problems lakt recovers from; each said once."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"lakt: {message}", file=sys.stderr)
 
 
 def read_json(path: Path):
@@ -74,6 +79,23 @@ def load_tensors(path: Path, map_location="cpu"):
     except Exception as err:  # truncated zip, bad pickle, ...: torch raises several types
         warn(f"ignoring corrupt file {path} ({type(err).__name__}); it will be recomputed")
         return None
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line with a single O_APPEND write (whole lines even with several writers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line.rstrip("\n") + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed writer left in ``folder`` (never read as results)."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 class Claim:

@@ -67,6 +67,17 @@ def load_checkpoint(model: nn.Module, path: Path) -> dict:
     return state
 
 
+def train_step(model: nn.Module, objective, optimizer, positions, x, y):
+    """One optimiser step; refuses (before updating) when the loss is not finite."""
+    total, terms = objective(model, x, y, positions)
+    if not torch.isfinite(total):
+        raise NonFiniteLoss(", ".join(f"{k}={v.item():.4g}" for k, v in terms.items() if k != "logits"))
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return total, terms
+
+
 def _lr_schedule(optimizer, epochs: int, lr: float, final_lr: float, drop_at: float):
     milestone = max(1, int(round(drop_at * epochs)))
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[milestone], gamma=final_lr / lr)
@@ -114,14 +125,11 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
         sums: dict[str, float] = {}
         correct = seen = 0
         for positions, x, y in loader:
-            total, terms = objective(model, x, y, positions)
-            if not torch.isfinite(total):
-                shown = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items() if k != "logits")
-                raise NonFiniteLoss(f"non-finite loss at step {step} (epoch {epoch}): {shown}; "
-                                    f"config {describe}; lower the learning rate or the term weights")
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
+            try:
+                total, terms = train_step(model, objective, optimizer, positions, x, y)
+            except NonFiniteLoss as err:
+                raise NonFiniteLoss(f"non-finite loss at step {step} (epoch {epoch}): {err}; "
+                                    f"config {describe}; lower the learning rate or the term weights") from None
             step += 1
             n = len(y)
             sums["loss"] = sums.get("loss", 0.0) + total.item() * n
