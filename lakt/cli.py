@@ -66,6 +66,13 @@ def _add_training(p, epochs=15):
     p.add_argument("--results", default="runs", help="results cache folder (default: runs)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_speed(p)
+
+
+def _add_speed(p):
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: bfloat16 autocast for the networks' passes, losses in float32 (GPU speed option)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout (GPU speed option)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, help="I/N: run every N-th config starting at I (1-based)")
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
+    _add_speed(p)
 
     p = sub.add_parser("presets", help="list the presets and how many runs each holds")
     return parser
@@ -158,14 +166,15 @@ def _command(args) -> int:
         print(noise_robustness(model, ds.test, args.sigmas, args.trials, args.seed).to_string(index=False))
         return 0
     if args.command == "sweep":
-        configs = ex.preset(args.preset, args.dataset)
+        configs = [ex.with_speed(c, args.precision, args.channels_last) for c in ex.preset(args.preset, args.dataset)]
         if any(c.dataset != "digits" for c in configs):
             require(args.data_root is not None, f"preset {args.preset!r} needs --data-root DIR")
         done = ex.sweep(configs, Path(args.results), shard=args.shard, data_root=args.data_root,
                         download=args.download, device=device, progress=not args.quiet)
         print(f"{len(done)} runs finished in {args.results} (preset {args.preset}, shard {args.shard or '1/1'})")
         return 0
-    common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size)
+    common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size,
+                  precision=args.precision, channels_last=args.channels_last)
     if args.command == "teacher":
         config = ex.RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True, **common)
     elif args.command == "robust":
@@ -174,7 +183,8 @@ def _command(args) -> int:
                               save_model=True, **common)
     else:
         teacher = ex.RunConfig("teacher", dataset=args.dataset, model="vgg9", width=args.width,
-                               epochs=args.teacher_epochs, batch_size=args.batch_size, save_model=True)
+                               epochs=args.teacher_epochs, batch_size=args.batch_size, save_model=True,
+                               precision=args.precision, channels_last=args.channels_last)
         config = ex.RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class,
                               epochs=args.epochs, jacobian_form=args.jacobian_form, output=args.output,
                               noise_sigma=args.noise_sigma, teacher=teacher, **common)

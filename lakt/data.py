@@ -216,10 +216,12 @@ class DeviceLoader:
     batch of one image is dropped, since BatchNorm cannot train on it.
     """
 
-    def __init__(self, split: Split, batch_size: int, *, shuffle: bool = True, seed: int = 0, device=None):
+    def __init__(self, split: Split, batch_size: int, *, shuffle: bool = True, seed: int = 0, device=None,
+                 channels_last: bool = False):
         require(batch_size >= 1, f"batch size must be >= 1, got {batch_size}")
         self.device = torch.device(device) if device is not None else split.x.device
         self.x, self.y = split.x.to(self.device), split.y.to(self.device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.batch_size, self.shuffle = batch_size, shuffle
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
 
@@ -235,4 +237,4 @@ class DeviceLoader:
             pos = order[start:start + self.batch_size]
             if len(pos) < 2 and n > 1:
                 break
-            yield pos, self.x[pos], self.y[pos]
+            yield pos, self.x[pos].contiguous(memory_format=self.memory_format), self.y[pos]

@@ -62,6 +62,8 @@ class RunConfig:
     noise_trials: int = 10
     teacher: "RunConfig | None" = None
     save_model: bool = False
+    precision: str = "fp32"         # "bf16": autocast the networks' passes (GPU speed option)
+    channels_last: bool = False     # NHWC memory layout (GPU speed option)
 
     def __post_init__(self):
         require(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {KINDS}")
@@ -79,6 +81,7 @@ class RunConfig:
         require(self.penalty >= 0, f"penalty must be >= 0, got {self.penalty!r}")
         object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
         require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
+        require(self.precision in ("fp32", "bf16"), f"unknown precision {self.precision!r}; choose fp32 or bf16")
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -95,8 +98,12 @@ class RunConfig:
 
     @property
     def key(self) -> str:
-        """A short hash of the configuration: the run's folder name."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A short hash of the configuration: the run's folder name.
+
+        Fields added after results were first published (``_LATER_FIELDS``) count only
+        when they differ from their default, so older run caches stay valid.
+        """
+        blob = json.dumps(_key_dict(self.to_dict()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
@@ -111,6 +118,16 @@ class RunConfig:
 
     def folder(self, results: Path) -> Path:
         return Path(results) / self.kind / self.key
+
+
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False}
+
+
+def _key_dict(d: dict) -> dict:
+    d = {k: v for k, v in d.items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+    if d.get("teacher") is not None:
+        d["teacher"] = _key_dict(d["teacher"])
+    return d
 
 
 # ---------------------------------------------------------------- presets
@@ -198,6 +215,12 @@ PRESETS = {
                     ("cifar10", "cifar100"), width=1.0, teacher_epochs=500, student_epochs=500,
                     robust_epochs=500, batch_size=128, robust_dataset="cifar100"),
 }
+
+
+def with_speed(config: RunConfig, precision: str = "fp32", channels_last: bool = False) -> RunConfig:
+    """The same run (and its teacher) with the GPU speed options set."""
+    teacher = with_speed(config.teacher, precision, channels_last) if config.teacher is not None else None
+    return dataclasses.replace(config, precision=precision, channels_last=channels_last, teacher=teacher)
 
 
 def get_preset(name: str) -> Preset:
@@ -300,11 +323,12 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     cache = None
     if teacher is not None and method.noise_sigma == 0 and method.projections == 0:
         cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output)
-    objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache)
+    objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache,
+                          precision=config.precision)
     history = fit(model, train, objective, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                   final_lr=config.final_lr, seed=config.seed, device=device, test=ds.test, progress=progress,
                   checkpoint=folder / "progress.pt", describe={"name": config.name, **config.to_dict()},
-                  on_epoch=lambda row: claim.heartbeat())
+                  on_epoch=lambda row: claim.heartbeat(), channels_last=config.channels_last)
     metrics = {"key": config.key, "name": config.name, "config": config.to_dict(),
                "test_acc": history[-1]["test_acc"], "train_size": len(train), "history": history,
                "seconds": time.perf_counter() - began, "device": _device_name(device),

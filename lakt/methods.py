@@ -18,6 +18,7 @@ every quantity taken from it is detached.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
@@ -28,6 +29,7 @@ from .errors import require
 from .jacobian import input_vjp, logits_and_gradient, select_outputs
 
 JACOBIAN_FORMS = ("plain", "normalized")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -122,24 +124,49 @@ class TeacherCache:
     Valid when the inputs are not augmented or perturbed: the targets of image n are
     then the same in every epoch, so recomputing them per step (a teacher forward and
     backward) is wasted work. Indexed by the dataset positions the loader yields.
+
+    Where the targets live (``where``): on the training device when they fit (the
+    default, ``"auto"``, allows half of the free GPU memory), else in host memory,
+    or memory-mapped from a file (``"disk"``, for sets larger than RAM); only the
+    rows of each batch are then copied to the device.
     """
 
-    def __init__(self, logits: torch.Tensor, grads: torch.Tensor, index: torch.Tensor):
+    def __init__(self, logits: torch.Tensor, grads: torch.Tensor, index: torch.Tensor, device=None):
         self.logits, self.grads, self.index = logits, grads, index
+        self.device = torch.device(device) if device is not None else grads.device
 
     @classmethod
-    def build(cls, teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-              output: str = "label", batch_size: int = 256) -> "TeacherCache":
+    def build(cls, teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor, output: str = "label",
+              batch_size: int = 256, where: str = "auto", path=None) -> "TeacherCache":
+        require(where in ("auto", "device", "host", "disk"), f"unknown cache place {where!r}")
+        device = x.device
+        if where == "auto":
+            where = "device" if _fits_on(device, x.numel() * x.element_size()) else "host"
         logits, grads = [], []
         for start in range(0, len(x), batch_size):
             lo, g = teacher_targets(teacher, x[start:start + batch_size], labels[start:start + batch_size], output)
             logits.append(lo)
-            grads.append(g)
+            grads.append(g if where == "device" else g.cpu())
         logits_t = torch.cat(logits)
-        return cls(logits_t, torch.cat(grads), select_outputs(output, labels, logits_t))
+        index = select_outputs(output, labels, logits_t)
+        grads_t = torch.cat(grads)
+        if where == "disk":
+            import numpy as np
+            require(path is not None, "a disk cache needs a file path")
+            np.save(path, grads_t.numpy())
+            grads_t = torch.from_numpy(np.load(path, mmap_mode="c"))  # copy-on-write: never alters the file
+        return cls(logits_t, grads_t, index, device)
 
     def __getitem__(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.logits[positions], self.grads[positions], self.index[positions]
+        grads = self.grads[positions.to(self.grads.device)].to(self.device, non_blocking=True)
+        return self.logits[positions], grads, self.index[positions]
+
+
+def _fits_on(device: torch.device, nbytes: int) -> bool:
+    if device.type != "cuda":
+        return True  # host memory is where it would go anyway
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes < free // 2
 
 
 class Objective:
@@ -147,17 +174,34 @@ class Objective:
 
     ``terms`` holds each weighted term's value as a detached tensor, so the
     training history can record CE, Act and Jac separately.
+
+    ``precision="bf16"``: the student's passes run under bfloat16 autocast (a GPU
+    speed option); its logits and input gradients are cast to float32 before any loss
+    arithmetic, so the normalisation and squared differences of the Jacobian term --
+    small differences of small numbers -- are computed in float32, and the teacher's
+    targets always are.
     """
 
     def __init__(self, method: Method, teacher: nn.Module | None = None, *, jacobian_form: str = "plain",
-                 output: str = "label", cache: TeacherCache | None = None):
+                 output: str = "label", cache: TeacherCache | None = None, precision: str = "fp32"):
         require(jacobian_form in JACOBIAN_FORMS,
                 f"unknown Jacobian form {jacobian_form!r}; choose one of {JACOBIAN_FORMS}")
+        require(precision in PRECISIONS, f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+        self.autocast_dtype = PRECISIONS[precision]
         require(not method.needs_teacher or teacher is not None, "this method needs a teacher model")
         self.method, self.jacobian_form, self.output = method, jacobian_form, output
         self.teacher = freeze(teacher) if teacher is not None else None
         cacheable = method.noise_sigma == 0 and method.projections == 0
         self.cache = cache if cacheable else None
+
+    def _autocast(self, x: torch.Tensor):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype)
+
+    def _loss_dtype(self, t: torch.Tensor) -> torch.Tensor:
+        """Autocast outputs back to float32 for the loss arithmetic; otherwise unchanged."""
+        return t.float() if self.autocast_dtype is not None else t
 
     def _match_jac(self, s_grad: torch.Tensor, t_grad: torch.Tensor) -> torch.Tensor:
         if self.jacobian_form == "normalized":
@@ -179,10 +223,13 @@ class Objective:
                 index = select_outputs(self.output, y, t_logits)
         else:
             index = y
-        if m.needs_student_gradient:
-            s_logits, s_grad = logits_and_gradient(student, x, index, create_graph=True)
-        else:
-            s_logits, s_grad = student(x), None
+        with self._autocast(x):
+            if m.needs_student_gradient:
+                s_logits, s_grad = logits_and_gradient(student, x, index, create_graph=True)
+                s_grad = self._loss_dtype(s_grad)
+            else:
+                s_logits, s_grad = student(x), None
+        s_logits = self._loss_dtype(s_logits)
         if m.ce:
             terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
         if m.act:
@@ -190,7 +237,9 @@ class Objective:
                 noisy = x + m.noise_sigma * torch.randn_like(x)
                 with torch.no_grad():
                     t_noisy = self.teacher(noisy)
-                terms["act"] = m.act * losses.match_activations(student(noisy), t_noisy)
+                with self._autocast(x):
+                    s_noisy = student(noisy)
+                terms["act"] = m.act * losses.match_activations(self._loss_dtype(s_noisy), t_noisy)
             else:
                 terms["act"] = m.act * losses.match_activations(s_logits, t_logits)
         if m.jac:
@@ -204,7 +253,8 @@ class Objective:
         m = self.method
         terms: dict[str, torch.Tensor] = {}
         xs = x.detach().requires_grad_(True)
-        s_logits = student(xs)
+        with self._autocast(x):
+            s_logits = student(xs)
         if self.teacher is not None:
             xt = x.detach().requires_grad_(True)
             with torch.enable_grad():
@@ -212,12 +262,14 @@ class Objective:
         estimates = []
         for _ in range(m.projections):
             v = torch.randn_like(s_logits)
-            s_grad = input_vjp(s_logits, xs, v, create_graph=True)
+            with self._autocast(x):
+                s_grad = self._loss_dtype(input_vjp(s_logits, xs, v, create_graph=True))
             if self.teacher is not None:
                 estimates.append(self._match_jac(s_grad, input_vjp(t_logits, xt, v).detach()))
             else:
                 estimates.append(losses.jacobian_norm_penalty(s_grad))
         estimate = torch.stack(estimates).mean()
+        s_logits = self._loss_dtype(s_logits)
         if m.ce:
             terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
         if m.act:

@@ -86,19 +86,25 @@ def _lr_schedule(optimizer, epochs: int, lr: float, final_lr: float, drop_at: fl
 def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: int,
         lr: float = 1e-3, final_lr: float = 1e-4, drop_at: float = 0.8, seed: int = 0,
         device=None, test: Split | None = None, eval_every: int = 0, progress: bool = True,
-        checkpoint: Path | None = None, describe: dict | None = None, on_epoch=None) -> list[dict]:
+        checkpoint: Path | None = None, describe: dict | None = None, on_epoch=None,
+        channels_last: bool = False) -> list[dict]:
     """Train ``model`` in place; return the history, one dict per epoch.
 
     Each history row holds the epoch, learning rate, mean of every loss term, train
     accuracy on the batches seen, seconds, and (every ``eval_every`` epochs and at
     the end, when ``test`` is given) test accuracy. ``checkpoint``: a file to
     resume from and to save to after every epoch. ``describe``: the configuration,
-    quoted if the loss becomes non-finite.
+    quoted if the loss becomes non-finite. ``channels_last``: NHWC memory layout for
+    model and batches (a GPU speed option; results equal up to float rounding).
+
+    Speed notes (airbench-style, each visible here): the data never leaves the device
+    (:class:`DeviceLoader`); per-step loss terms are summed on the device and read once
+    per epoch; the one per-step host sync left is the finite-loss guard.
     """
     require(isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer, got {epochs!r}")
     device = torch.device(device) if device is not None else default_device()
-    model.to(device)
-    loader = DeviceLoader(train, batch_size, shuffle=True, seed=seed, device=device)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    loader = DeviceLoader(train, batch_size, shuffle=True, seed=seed, device=device, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = _lr_schedule(optimizer, epochs, lr, final_lr, drop_at)
     history: list[dict] = []
@@ -122,8 +128,8 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
                initial=start_epoch, total=epochs, leave=False)
     for epoch in bar:
         began = time.perf_counter()
-        sums: dict[str, float] = {}
-        correct = seen = 0
+        sums: dict[str, torch.Tensor] = {}
+        correct, seen = torch.zeros((), device=device), 0
         for positions, x, y in loader:
             try:
                 total, terms = train_step(model, objective, optimizer, positions, x, y)
@@ -132,16 +138,15 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
                                     f"config {describe}; lower the learning rate or the term weights") from None
             step += 1
             n = len(y)
-            sums["loss"] = sums.get("loss", 0.0) + total.item() * n
-            for k, v in terms.items():
+            for k, v in (("loss", total.detach()), *terms.items()):
                 if k != "logits":
-                    sums[k] = sums.get(k, 0.0) + v.item() * n
-            correct += (terms["logits"].argmax(1) == y).sum().item()
+                    sums[k] = sums.get(k, 0.0) + v.double() * n
+            correct += (terms["logits"].argmax(1) == y).sum()
             seen += n
         schedule.step()
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-               **{k: v / max(1, seen) for k, v in sums.items()},
-               "train_acc": 100.0 * correct / max(1, seen), "seconds": time.perf_counter() - began}
+               **{k: v.item() / max(1, seen) for k, v in sums.items()},
+               "train_acc": 100.0 * correct.item() / max(1, seen), "seconds": time.perf_counter() - began}
         last = epoch + 1 == epochs
         if test is not None and (last or (eval_every and (epoch + 1) % eval_every == 0)):
             row["test_acc"] = evaluate(model, test)

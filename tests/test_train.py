@@ -85,3 +85,24 @@ def test_non_finite_loss_stops_with_step_terms_and_config(digits):
     with pytest.raises(NonFiniteLoss, match=r"step 0 \(epoch 0\): ce=nan; config \{'name': 'demo'\}"):
         fit(net, digits.train, exploding, epochs=1, batch_size=64, device="cpu", progress=False,
             describe={"name": "demo"})
+
+
+def test_channels_last_gives_the_same_loss_and_gradients_up_to_rounding(digits):
+    """Adam amplifies rounding over many steps, so compare one step's loss and gradients."""
+    x, y = digits.train.x[:32].double(), digits.train.y[:32]
+    grads = []
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        net = small_net().double().to(memory_format=memory_format)
+        total, _ = Objective(get_method("ce+jacnorm"))(net, x.contiguous(memory_format=memory_format), y)
+        total.backward()
+        grads.append([total.detach()] + [p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_fit_accepts_channels_last(digits):
+    net = small_net()
+    history = fit(net, digits.train.subset(torch.arange(64)), Objective(get_method("ce")), epochs=1,
+                  batch_size=32, device="cpu", progress=False, channels_last=True)
+    assert net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert history[0]["loss"] > 0
