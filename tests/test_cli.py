@@ -1,9 +1,15 @@
-"""The lakt command: help for every subcommand, one-line errors with exit code 2."""
+"""The lakt command: help for every subcommand, one-line errors with exit code 2.
+
+Every bad input is tried against a results folder that already holds finished runs,
+which must come out byte-for-byte unchanged.
+"""
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from lakt import experiments as ex
 from lakt.cli import main
 
 SUBCOMMANDS = ["teacher", "student", "robust", "noise", "sweep", "presets"]
@@ -14,6 +20,25 @@ def test_help(sub, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([sub, "--help"])
     assert exit_.value.code == 0 and "usage: lakt" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A results folder with the smoke preset's teacher, a student and a robust net."""
+    results = tmp_path_factory.mktemp("finished")
+    smoke = ex.preset("smoke")
+    ex.sweep([smoke[1], smoke[-1]], results, progress=False)
+    return results
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def checkpoint_of(finished, kind):
+    config = next(c for c in ex.preset("smoke") if c.kind == kind)
+    return str(config.folder(finished) / "model.pt")
 
 
 BAD = [
@@ -30,21 +55,38 @@ BAD = [
     (["sweep", "--preset", "smoke", "--results", "r", "--shard", "3/2"], "--shard"),
     (["sweep", "--preset", "paper", "--results", "r"], "--data-root"),
     (["noise", "missing.pt"], "cannot read a lakt checkpoint"),
+    (["noise", "TEACHER", "--model", "vgg4", "--width", "0.125"], "different architecture"),
+    (["noise", "TEACHER", "--width", "0.125", "--sigmas", "-1"], "non-negative"),
+    (["teacher", "--dataset", "folder", "--data-root", "NOWHERE"], "does not exist"),
+    (["teacher", "--dataset", "folder", "--data-root", "EMPTY"], "no train/ folder"),
+    (["teacher", "--dataset", "cifar100", "--data-root", "EMPTY"], "--download"),
+    (["student", "--precision", "fp8"], "invalid choice"),
+    (["sweep", "--preset", "smoke", "--results", "RESULTS", "--device", "tpu"], "unknown device"),
 ]
 
 
 @pytest.mark.parametrize("argv,expect", BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_input_is_one_line_and_exit_2(argv, expect, tmp_path, monkeypatch, capsys):
+def test_bad_input_is_one_line_exit_2_and_touches_no_results(argv, expect, finished, tmp_path, monkeypatch,
+                                                              capsys):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "EMPTY").mkdir()
+    results = tmp_path / "RESULTS"
+    shutil.copytree(finished, results)
+    before = snapshot(results)
+    words = {"TEACHER": checkpoint_of(results, "teacher"), "NOWHERE": str(tmp_path / "nowhere"),
+             "EMPTY": str(tmp_path / "EMPTY"), "RESULTS": str(results)}
+    argv = [words.get(a, a) for a in argv]
+    if argv[0] in ("student", "teacher", "robust"):
+        argv += ["--quiet", "--results", str(results)]
     try:
-        code = main(argv + ["--quiet"] if argv[0] in ("student", "teacher", "robust") else argv)
+        code = main(argv)
     except SystemExit as exit_:
         code = exit_.code
     err = capsys.readouterr().err
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lakt: error:") and expect in lines[0], err
-    assert not any(p.name == "runs" and any(p.iterdir()) for p in tmp_path.iterdir() if p.is_dir())
+    assert snapshot(results) == before
 
 
 def test_no_traceback_from_a_real_process(tmp_path):
