@@ -22,12 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
+# glibc keeps freed blocks for reuse instead of mapping and unmapping every large tensor
+# each training step (up to 50% faster small CPU steps; benchmarks/step_cost.py explains).
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2 ** 20), "MALLOC_TRIM_THRESHOLD_": str(128 * 2 ** 20)}
 CHAPTERS = [  # executed in this order; book/_toc.yml lists the same files
     "01_affine_approximation",
     "02_propositions",
     "03_transfer_cifar10",
     "04_transfer_cifar100",
     "05_noise_robustness",
+    "06_cost_of_jacobians",
 ]
 
 
@@ -54,7 +58,7 @@ def ensure_venv() -> None:
 
 def book(preset: str, chapters: list[str]) -> None:
     """Execute the chapters headless with papermill into book/, then build the HTML."""
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONHASHSEED="0", **STEADY_MALLOC)
     for name in chapters:
         began = time.perf_counter()
         sh(PY, "-m", "papermill", f"notebooks/{name}.ipynb", f"book/{name}.ipynb",
@@ -65,7 +69,7 @@ def book(preset: str, chapters: list[str]) -> None:
 
 
 def test(extra: list[str]) -> None:
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONHASHSEED="0", **STEADY_MALLOC)
     sh(PY, "-m", "pytest", "tests", *extra, env=env)
     sh(PY, "-m", "pytest", "--nbval", "notebooks", "--nbval-sanitize-with", "notebooks/sanitize.cfg", *extra, env=env)
 

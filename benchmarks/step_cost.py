@@ -6,13 +6,18 @@
 For each trained network (VGG-4 student or VGG-9, both with a VGG-9 teacher of the
 same width), width, batch size and method, one training step -- objective, backward
 (double backward for the Jacobian terms) and Adam update, exactly as lakt.train.fit
-does it -- is timed on synthetic images already on the device; the median of
-``--steps`` steps after ``--warmup`` is reported, with the ratio to plain CE in the
-same run. Distillation methods are measured with the teacher's targets cached
+does it -- is timed on synthetic images already on the device. All methods of one
+(network, width, batch) are timed in one process, interleaved step by step, and the
+median of ``--steps`` rounds after ``--warmup`` is reported with the ratio to plain
+CE from the same rounds. Distillation methods are measured with the teacher's targets cached
 (computed once per image, lakt's default when inputs are not perturbed) and live
-(teacher forward + backward every step). Each measurement runs in its own process
-so its peak memory (CUDA: max allocated; CPU: growth of the peak resident set
-during the steps) is its own.
+(teacher forward + backward every step). Memory is measured in a process of its own
+per method, so its peak is its own: on CUDA the maximum allocated; on the CPU the peak
+resident set while a few steps run, sampled every 0.2 ms, minus the process's size
+before any model was built. For the CPU figure a second process is started in which
+glibc returns freed blocks at once (so the resident set follows live memory); that
+slows allocation, so it is never the process that is timed. Both include model,
+optimiser, teacher and cached targets, i.e. everything the method needs.
 """
 from __future__ import annotations
 
@@ -20,15 +25,20 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 METHODS = ["ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac", "noisy-act", "act+fulljac", "ce+jacnorm"]
 UNCACHEABLE = {"noisy-act", "act+fulljac"}
+# Speed trick, CPU: glibc's default lets a process mmap and unmap every large tensor each
+# step until its heuristics settle, which made a plain CE step up to 50% slower than a
+# step that had first built a teacher cache. Fixed thresholds keep freed blocks for
+# reuse, so every method is timed with the same warm allocator (tasks.py uses them too).
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2 ** 20), "MALLOC_TRIM_THRESHOLD_": str(128 * 2 ** 20)}
 
 
 def _rss_mb() -> float:
@@ -36,8 +46,8 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def measure(spec: dict) -> dict:
-    """Time one (model, width, batch, method, teacher mode) in this process."""
+def setup(spec: dict):
+    """Build one (model, width, batch, method, teacher mode) and return its training step."""
     import torch
 
     from lakt import models
@@ -57,32 +67,96 @@ def measure(spec: dict) -> dict:
         objective.cache = TeacherCache.build(objective.teacher, x_all, y_all, "label")
     optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
     student.train()
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def step():
+        positions = torch.randint(0, pool, (spec["batch"],), device=device, generator=generator)
+        train_step(student, objective, optimizer, positions, x_all[positions], y_all[positions])
+
+    return step
+
+
+def time_group(specs: list[dict]) -> list[dict]:
+    """Time several methods of one (model, width, batch) in one process, interleaved.
+
+    Round r runs one step of every method in turn, so drifts of the machine (clock,
+    other load) hit all methods alike; the median over rounds is reported.
+    """
+    import torch
+
+    device = torch.device(specs[0]["device"])
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    steps = [setup(spec) for spec in specs]
+    times = [[] for _ in specs]
+    for r in range(specs[0]["warmup"] + specs[0]["steps"]):
+        for i, step in enumerate(steps):
+            sync()
+            began = time.perf_counter()
+            step()
+            sync()
+            if r >= specs[0]["warmup"]:
+                times[i].append(time.perf_counter() - began)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    rows = []
+    for spec, t in zip(specs, times):
+        ms = 1000 * statistics.median(t)
+        rows.append({**{k: spec[k] for k in ("method", "model", "width", "batch", "teacher")}, "device": name,
+                     "ms_per_step": ms, "images_per_s": spec["batch"] / ms * 1000, "steps": spec["steps"]})
+    return rows
+
+
+def peak_memory(spec: dict) -> float:
+    """MB the method needs: model, optimiser, teacher, cached targets and one step's working set."""
+    import torch
+
+    device = torch.device(spec["device"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    else:
-        base = _rss_mb()
-    times = []
-    generator = torch.Generator(device=device).manual_seed(0)
-    for i in range(spec["warmup"] + spec["steps"]):
-        positions = torch.randint(0, pool, (spec["batch"],), device=device, generator=generator)
-        sync()
-        began = time.perf_counter()
-        train_step(student, objective, optimizer, positions, x_all[positions], y_all[positions])
-        sync()
-        if i >= spec["warmup"]:
-            times.append(time.perf_counter() - began)
-    if device.type == "cuda":
-        peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
-        name = torch.cuda.get_device_name(device)
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
-        name = f"cpu x{torch.get_num_threads()} threads"
-    ms = 1000 * statistics.median(times)
-    return {**{k: spec[k] for k in ("method", "model", "width", "batch", "teacher")}, "device": name,
-            "ms_per_step": ms, "images_per_s": spec["batch"] / ms * 1000, "peak_mem_mb": max(peak, 0.0),
-            "steps": spec["steps"]}
+        step = setup(spec)
+        step(), step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    base = _rss_mb()
+    return _cpu_peak(setup(spec), base)
+
+
+def _cpu_peak(step, base: float) -> float:
+    """Peak resident set (MB above ``base``) over a warm-up step and three sampled steps."""
+    step()
+    samples, done = [], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            samples.append(_rss_mb())
+            time.sleep(0.0002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for _ in range(3):
+        step()
+    done.set()
+    sampler.join()
+    return max(samples) - base
+
+
+def summarise(rows: list[dict]):
+    """The CSV table: one row per measurement, with ratios to CE of the same group."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    keys = ["model", "width", "batch", "device"]
+    ce = table[table.method == "ce"].set_index(keys)
+    idx = pd.MultiIndex.from_frame(table[keys])
+    table["ratio_to_ce"] = table["ms_per_step"].to_numpy() / ce["ms_per_step"].reindex(idx).to_numpy()
+    table["mem_ratio_to_ce"] = table["peak_mem_mb"].to_numpy() / ce["peak_mem_mb"].reindex(idx).to_numpy()
+    return table[["method", "teacher", "model", "width", "batch", "device", "ms_per_step", "images_per_s",
+                  "ratio_to_ce", "peak_mem_mb", "mem_ratio_to_ce", "steps"]]
+
+
+def _worker(job: dict, env=None):
+    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True,
+                         text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def plan(args) -> list[dict]:
@@ -105,39 +179,39 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("step_cost.csv"), help="CSV file to write")
     parser.add_argument("--quick", action="store_true", help="VGG-4, width 1/4, batch 64 only")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10; quick 10)")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps; the median is reported")
+    parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(json.loads(args.worker))))
+        job = json.loads(args.worker)
+        result = time_group(job["specs"]) if job["task"] == "time" else peak_memory(job["spec"])
+        print(json.dumps(result))
         return
     import pandas as pd
     import torch
 
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    args.steps = args.steps or 10
     rows = []
     specs = plan(args)
     began = time.perf_counter()
-    for i, spec in enumerate(specs, 1):
-        out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                             text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"[{i}/{len(specs)}] {r['model']} w{r['width']:g} b{r['batch']} {r['method']:12s} "
-              f"{r['teacher']:6s} {r['ms_per_step']:8.1f} ms  {r['peak_mem_mb']:7.0f} MB", flush=True)
-    table = pd.DataFrame(rows)
-    keys = ["model", "width", "batch", "device"]
-    ce = table[table.method == "ce"].set_index(keys)["ms_per_step"]
-    ce_mem = table[table.method == "ce"].set_index(keys)["peak_mem_mb"]
-    idx = pd.MultiIndex.from_frame(table[keys])
-    table["ratio_to_ce"] = table["ms_per_step"].to_numpy() / ce.reindex(idx).to_numpy()
-    table["mem_ratio_to_ce"] = table["peak_mem_mb"].to_numpy() / ce_mem.reindex(idx).to_numpy()
-    table = table[["method", "teacher", "model", "width", "batch", "device", "ms_per_step", "images_per_s",
-                   "ratio_to_ce", "peak_mem_mb", "mem_ratio_to_ce", "steps"]]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False, float_format="%.4g")
+    groups = {}
+    for spec in specs:
+        groups.setdefault((spec["model"], spec["width"], spec["batch"]), []).append(spec)
+    mem_env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    # cheap groups first, then the full-width batch-128 ones the paper projection needs
+    order = sorted(groups, key=lambda k: (k[1] == 1.0, k[1] == 1.0 and k[2] == 64, k[0] == "vgg9"))
+    for (model, width, batch) in order:
+        group = groups[(model, width, batch)]
+        timed = _worker({"task": "time", "specs": group}, dict(os.environ, **STEADY_MALLOC))
+        for spec, row in zip(group, timed):
+            row["peak_mem_mb"] = _worker({"task": "memory", "spec": spec}, mem_env if args.device == "cpu" else None)
+            rows.append(row)
+            print(f"{model} w{width:g} b{batch} {row['method']:12s} {row['teacher']:6s} "
+                  f"{row['ms_per_step']:8.1f} ms  {row['peak_mem_mb']:7.0f} MB", flush=True)
+        table = summarise(rows)  # written after every group: a cut-short run still leaves its rows
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False, float_format="%.4g")
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\n{len(table)} measurements in {time.perf_counter() - began:.0f} s -> {args.out}")

@@ -61,3 +61,36 @@ def project_hours(workload: pd.DataFrame, step_cost: pd.DataFrame, width: float 
     out["hours"] = out["image_steps"] / out["images_per_s"] / 3600
     out["device"] = device
     return out
+
+
+TARGETS = (  # (what, model, method, teacher mode, column, limit): issue "Performance", checked on every row
+    ("Act+Jac+CE step vs CE", "act+jac+ce", "cached", "ratio_to_ce", 2.5),
+    ("Act step vs CE (cached teacher)", "act", "cached", "ratio_to_ce", 1.1),
+)
+MEMORY_LIMIT = 3.0
+
+
+def targets(step_cost: pd.DataFrame) -> pd.DataFrame:
+    """For every measured (model, width, batch): is each speed target and the memory bound met?"""
+    rows = []
+    for (model, width, batch), group in step_cost.groupby(["model", "width", "batch"]):
+        for what, method, mode, column, limit in TARGETS:
+            hit = group[(group["method"] == method) & (group["teacher"] == mode)]
+            if len(hit):
+                value = float(hit[column].iloc[0])
+                rows.append({"model": model, "width": width, "batch": batch, "target": f"{what} <= {limit}x",
+                             "measured": value, "met": value <= limit})
+        worst = group.loc[group["mem_ratio_to_ce"].idxmax()]
+        rows.append({"model": model, "width": width, "batch": batch,
+                     "target": f"peak memory <= {MEMORY_LIMIT}x CE (worst: {worst['method']}, {worst['teacher']})",
+                     "measured": float(worst["mem_ratio_to_ce"]), "met": bool(worst["mem_ratio_to_ce"] <= MEMORY_LIMIT)})
+    return pd.DataFrame(rows)
+
+
+def scaled_to_faster_device(hours: float, speedups=(30, 100, 300)) -> pd.DataFrame:
+    """Hours on a device ``s`` times faster than the one measured: a scenario, not a measurement.
+
+    Used only when no GPU measurement exists; replace it by running the benchmark on the GPU.
+    """
+    return pd.DataFrame({"assumed speed-up over the measured device": list(speedups),
+                         "projected hours": [hours / s for s in speedups]})
