@@ -190,13 +190,7 @@ def maxpool_ties(model: nn.Module, x: torch.Tensor) -> list[float]:
         top = windows.topk(2, dim=-1).values
         fractions.append(((top[..., 0] == top[..., 1]) & (top[..., 0] != 0)).double().mean().item())
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.MaxPool2d)]
-    require(handles, "the model has no max-pooling layers")
-    try:
-        model.eval()(x)
-    finally:
-        for h in handles:
-            h.remove()
+    _run_with_hooks(model, x, nn.MaxPool2d, hook, "the model has no max-pooling layers")
     return fractions
 
 
@@ -251,14 +245,19 @@ def saturation_fraction(model: nn.Module, x: torch.Tensor) -> float:
         counts[0] += int(((output >= module.max_val) | (output <= module.min_val)).sum())
         counts[1] += output.numel()
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Hardtanh)]
-    require(handles, "the model has no hard-tanh units")
+    _run_with_hooks(model, x, nn.Hardtanh, hook, "the model has no hard-tanh units")
+    return counts[0] / counts[1]
+
+
+def _run_with_hooks(model: nn.Module, x: torch.Tensor, layer_type, hook, missing: str) -> None:
+    """Evaluate ``model(x)`` with ``hook`` on every layer of ``layer_type`` (removed afterwards)."""
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layer_type)]
+    require(handles, missing)
     try:
         model.eval()(x)
     finally:
         for h in handles:
             h.remove()
-    return counts[0] / counts[1]
 
 
 def bias_attribution(model: nn.Module, x: torch.Tensor, index):

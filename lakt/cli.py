@@ -20,34 +20,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"lakt: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+def _number(cast, ok, wanted: str):
+    """An argparse type: ``cast`` the text and check ``ok``, else one line saying what is wanted."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+    return parse
 
 
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+_positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a number > 0")
+_nonneg_float = _number(float, lambda v: v >= 0 and v != float("inf"), "a non-negative number")
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 
 
 def _add_data(p):

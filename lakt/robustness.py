@@ -12,6 +12,7 @@ from torch import nn
 
 from .data import Split
 from .errors import require
+from .train import evaluate
 
 PAPER_SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.4)
 
@@ -30,21 +31,6 @@ def check_sigmas(sigmas) -> tuple[float, ...]:
     return tuple(out)
 
 
-@torch.no_grad()
-def noisy_accuracy(model: nn.Module, split: Split, sigma: float, generator: torch.Generator,
-                   batch_size: int = 1000) -> float:
-    """Accuracy (%) with one draw of N(0, sigma^2 I) added to every image."""
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    for start in range(0, len(split), batch_size):
-        x = split.x[start:start + batch_size].to(device)
-        y = split.y[start:start + batch_size].to(device)
-        noise = torch.randn(x.shape, generator=generator, device="cpu").to(device)
-        correct += (model(x + sigma * noise).argmax(1) == y).sum().item()
-    return 100.0 * correct / max(1, len(split))
-
-
 def noise_robustness(model: nn.Module, split: Split, sigmas=PAPER_SIGMAS, trials: int = 10,
                      seed: int = 0) -> pd.DataFrame:
     """A DataFrame with columns sigma, mean, std, trials: accuracy (%) under noise.
@@ -56,7 +42,7 @@ def noise_robustness(model: nn.Module, split: Split, sigmas=PAPER_SIGMAS, trials
     generator = torch.Generator().manual_seed(int(seed))
     rows = []
     for sigma in sigmas:
-        accs = torch.tensor([noisy_accuracy(model, split, sigma, generator)
+        accs = torch.tensor([evaluate(model, split, sigma=sigma, generator=generator)
                              for _ in range(1 if sigma == 0 else trials)])
         rows.append({"sigma": sigma, "mean": accs.mean().item(),
                      "std": accs.std().item() if len(accs) > 1 else 0.0, "trials": len(accs)})

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,15 +102,17 @@ def remove_temporaries(folder: Path) -> None:
 class Claim:
     """An exclusive claim on a run folder: ``<folder>/.claim`` made with O_EXCL.
 
-    The holder touches the file as it works (:meth:`heartbeat`). A claim is stale,
-    and may be taken over, when its process is gone (same host) or it has not been
-    touched for ``stale_after`` seconds (another host that died).
+    While held, a daemon thread touches the file every ``stale_after / 10`` seconds
+    (and :meth:`heartbeat` does so at once), however long an epoch takes. A claim is
+    stale, and may be taken over, when its process is gone (same host) or it has not
+    been touched for ``stale_after`` seconds (another host that died).
     """
 
     def __init__(self, folder: Path, stale_after: float = 600.0):
         self.path = Path(folder) / ".claim"
         self.stale_after = stale_after
         self.held = False
+        self._stop = threading.Event()
 
     def _read(self) -> str | None:
         try:
@@ -166,8 +169,13 @@ class Claim:
             with os.fdopen(fd, "w") as fh:
                 json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}, fh)
             self.held = True
+            threading.Thread(target=self._beat, daemon=True).start()
             return True
         return False
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.stale_after / 10):
+            self.heartbeat()
 
     def heartbeat(self) -> None:
         if self.held:
@@ -177,6 +185,7 @@ class Claim:
                 pass
 
     def release(self) -> None:
+        self._stop.set()
         if self.held:
             try:
                 os.unlink(self.path)

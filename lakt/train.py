@@ -7,7 +7,10 @@ paper's methods, or a network with the Jacobian-norm penalty.
 
 Long runs write a per-epoch checkpoint (model, optimiser, schedule, random states
 and history) and resume from it after a kill with the same results they would
-have had uninterrupted.
+have had uninterrupted: bit-identical on the CPU (tests/test_reliability.py). On
+CUDA, cuDNN picks non-deterministic convolution algorithms by default, so a resumed
+run then matches only up to float rounding; torch.use_deterministic_algorithms(True)
+(with CUBLAS_WORKSPACE_CONFIG=:4096:8) restores bit-identity at some speed cost.
 """
 from __future__ import annotations
 
@@ -34,8 +37,13 @@ def default_device() -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1000) -> float:
-    """Test accuracy in percent (eval mode: BatchNorm uses running statistics)."""
+def evaluate(model: nn.Module, split: Split, batch_size: int = 1000, sigma: float = 0.0,
+             generator: torch.Generator | None = None) -> float:
+    """Test accuracy in percent (eval mode: BatchNorm uses running statistics).
+
+    ``sigma > 0``: one draw of N(0, sigma^2 I) from ``generator`` (on the CPU, so draws
+    do not depend on the device) is added to every image first.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -43,6 +51,8 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1000) -> float:
     for start in range(0, len(split), batch_size):
         x = split.x[start:start + batch_size].to(device)
         y = split.y[start:start + batch_size].to(device)
+        if sigma > 0:
+            x = x + sigma * torch.randn(x.shape, generator=generator, device="cpu").to(device)
         correct += (model(x).argmax(dim=1) == y).sum().item()
     model.train(was_training)
     return 100.0 * correct / max(1, len(split))

@@ -91,3 +91,15 @@ def test_bad_configs_are_user_errors():
                    {"kind": "student"}):
         with pytest.raises(LaktError):
             ex.RunConfig(**kwargs)
+
+
+def test_a_held_claim_keeps_beating_while_its_holder_works(tmp_path):
+    import time
+    claim = Claim(tmp_path, stale_after=0.5)
+    assert claim.acquire()
+    first = (tmp_path / ".claim").stat().st_mtime
+    time.sleep(0.3)
+    assert (tmp_path / ".claim").stat().st_mtime > first  # touched by the heartbeat thread
+    assert not Claim(tmp_path, stale_after=0.5).acquire()  # so it is never taken as stale
+    claim.release()
+    assert not (tmp_path / ".claim").exists()
