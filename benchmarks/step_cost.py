@@ -153,6 +153,42 @@ def summarise(rows: list[dict]):
                   "ratio_to_ce", "peak_mem_mb", "mem_ratio_to_ce", "steps"]]
 
 
+def profile_step(spec: dict, steps: int = 5) -> list[dict]:
+    """Where one method's step spends its time: the top operators by self time (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = setup(spec)
+    for _ in range(2):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    bn = sum(e.cpu_time_total for e in events if e.key == "NativeBatchNormBackwardBackward0")
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:4]
+    return ([{"op": "BatchNorm double backward (NativeBatchNormBackwardBackward0, inclusive)", "share": bn / total}]
+            + [{"op": e.key, "share": e.self_cpu_time_total / total} for e in top])
+
+
+def explain_misses(table, device: str) -> None:
+    """For every setting whose target is missed, print the measured reason (a profile)."""
+    from lakt.cost import targets
+
+    checks = targets(table)
+    print("\ntargets:")
+    for row in checks.itertuples():
+        print(f"  {row.model} x{row.width:g} b{row.batch}: {row.target}: {row.measured:.2f} "
+              f"{'met' if row.met else 'NOT met'}")
+    missed = checks[~checks["met"] & checks["target"].str.startswith("Act+Jac+CE")]
+    for row in missed.itertuples():
+        spec = {"model": row.model, "width": row.width, "batch": int(row.batch), "method": "act+jac+ce",
+                "teacher": "cached", "device": device, "steps": 0, "warmup": 0}
+        shares = _worker({"task": "profile", "spec": spec}, dict(os.environ, **STEADY_MALLOC))
+        print(f"  why {row.model} x{row.width:g} b{row.batch} misses: "
+              + "; ".join(f"{s['op']} {100 * s['share']:.0f}%" for s in shares))
+
+
 def _worker(job: dict, env=None):
     out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True,
                          text=True, check=True, env=env)
@@ -181,17 +217,24 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps; the median is reported")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--explain", type=Path, metavar="CSV",
+                        help="only check the targets of an existing CSV and profile the settings that miss them")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         job = json.loads(args.worker)
-        result = time_group(job["specs"]) if job["task"] == "time" else peak_memory(job["spec"])
+        tasks = {"time": lambda: time_group(job["specs"]), "memory": lambda: peak_memory(job["spec"]),
+                 "profile": lambda: profile_step(job["spec"])}
+        result = tasks[job["task"]]()
         print(json.dumps(result))
         return
     import pandas as pd
     import torch
 
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.explain:
+        explain_misses(pd.read_csv(args.explain), args.device)
+        return
     rows = []
     specs = plan(args)
     began = time.perf_counter()
@@ -214,6 +257,7 @@ def main() -> None:
         table.to_csv(args.out, index=False, float_format="%.4g")
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    explain_misses(table, args.device)
     print(f"\n{len(table)} measurements in {time.perf_counter() - began:.0f} s -> {args.out}")
 
 

@@ -141,7 +141,7 @@ def _command(args) -> int:
     device = _check_device(getattr(args, "device", None))
     if args.command == "presets":
         for name in ex.PRESETS:
-            print(f"{name:8s} {len(ex.preset(name)):4d} runs  {ex.PRESETS[name].description}")
+            print(f"{name:12s} {len(ex.preset(name)):4d} runs  {ex.PRESETS[name].description}")
         return 0
     if args.command == "noise":
         from .data import load

@@ -166,6 +166,7 @@ class Preset:
     penalties: tuple = (0.0, 0.01, 0.1, 0.5, 1.0)
     robust_seeds: tuple = (0,)
     noise_trials: int = 10
+    noise_sigma: float = 0.1  # sigma of the noisy-input distillation rows
 
     def teacher(self, dataset: str) -> RunConfig:
         return RunConfig("teacher", dataset, "vgg9", self.width, "ce", None, 0, self.teacher_epochs,
@@ -185,7 +186,8 @@ class Preset:
         sizes = self.sizes or SIZES[dataset]
         students = [RunConfig("student", dataset, "vgg4", self.width, m, n, s,
                               self.student_epochs_for(dataset, n, classes), self.batch_size,
-                              jacobian_form=JACOBIAN_FORM.get(dataset, "normalized"), teacher=teacher)
+                              jacobian_form=JACOBIAN_FORM.get(dataset, "normalized"), teacher=teacher,
+                              noise_sigma=self.noise_sigma)
                     for n in sizes for m in self.methods for s in self.seeds]
         return [teacher, *students]
 
@@ -211,6 +213,14 @@ PRESETS = {
     "cpu": Preset("cpu", "minutes on 2 CPU cores: Tables 1 and 3 in miniature on digits, width 1/4, 3 seeds",
                   ("digits",), width=0.25, teacher_epochs=15, student_epochs=5, robust_epochs=10,
                   student_steps=100, seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=5),
+    # Issue #4, sized from benchmarks/results/step_cost_cpu.csv (2 cores): teacher ~15 min
+    # (30 epochs x ~31 s), 120 students ~70 min (600 steps each), 10 penalised VGG-9s ~3.4 h
+    # (15 epochs x ~80 s) -- about 5 of the 6 budgeted hours. Run it in parts; the cache resumes.
+    "cifar10-cpu": Preset("cifar10-cpu", "CIFAR-10 (JPEG) at CPU scale: width 1/4, 3 seeds, about 5 h on 2 cores",
+                          ("folder",), width=0.25, teacher_epochs=30, student_epochs=8, robust_epochs=15,
+                          student_steps=600, sizes=(5, 10, 50, 100, 500),
+                          methods=PAPER_METHODS + ("noisy-act", "act+fulljac"), seeds=(0, 1, 2),
+                          robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.3),
     "paper": Preset("paper", "the paper's protocol on CIFAR-10/100: full width, 500 epochs (a GPU job)",
                     ("cifar10", "cifar100"), width=1.0, teacher_epochs=500, student_epochs=500,
                     robust_epochs=500, batch_size=128, robust_dataset="cifar100"),

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from lakt import experiments as ex
+from lakt.methods import PAPER_METHODS
 from lakt.errors import LaktError
 from lakt.storage import Claim
 
@@ -103,3 +104,14 @@ def test_a_held_claim_keeps_beating_while_its_holder_works(tmp_path):
     assert not Claim(tmp_path, stale_after=0.5).acquire()  # so it is never taken as stale
     claim.release()
     assert not (tmp_path / ".claim").exists()
+
+
+def test_cifar10_cpu_preset_is_the_issue_protocol():
+    runs = ex.preset("cifar10-cpu")
+    students = [c for c in runs if c.kind == "student"]
+    assert {c.dataset for c in runs} == {"folder"} and {c.width for c in runs} == {0.25}
+    assert {c.n_per_class for c in students} == {5, 10, 50, 100, 500} and {c.seed for c in students} == {0, 1, 2}
+    assert set(PAPER_METHODS) | {"noisy-act", "act+fulljac"} == {c.method for c in students}
+    assert all(c.jacobian_form == "normalized" and c.noise_sigma == 0.3 for c in students)
+    robust = [c for c in runs if c.kind == "robust"]
+    assert {c.penalty for c in robust} == {0.0, 0.01, 0.1, 0.5, 1.0} and {c.seed for c in robust} == {0, 1}
