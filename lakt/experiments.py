@@ -192,11 +192,14 @@ class Preset:
         return [teacher, *students]
 
     def robustness(self, dataset: str | None = None) -> list[RunConfig]:
-        """The VGG-9 runs of Table 3: one per penalty strength and seed."""
+        """The VGG-9 runs of Table 3: one per penalty strength and seed.
+
+        Seed-major, so a sweep stopped half-way has whole noise curves for the first seed.
+        """
         dataset = dataset or self.robust_dataset or self.datasets[0]
         return [RunConfig("robust", dataset, "vgg9", self.width, "ce+jacnorm", None, s, self.robust_epochs,
                           self.batch_size, penalty=p, noise_trials=self.noise_trials, save_model=True)
-                for p in self.penalties for s in self.robust_seeds]
+                for s in self.robust_seeds for p in self.penalties]
 
     def runs(self, dataset: str | None = None) -> list[RunConfig]:
         """Every run of the preset (teachers first), for one dataset or the preset's own."""
@@ -256,19 +259,27 @@ def _dataset(name: str, root: str | None, download: bool) -> data_lib.Dataset:
 def load_result(config: RunConfig, results: Path) -> dict | None:
     """The finished run's metrics, or None if it has not finished or left a corrupt file.
 
-    A run that keeps its weights counts as finished only if ``model.pt`` loads too.
+    A run whose weights other runs or the user need (teachers, students saved on
+    request) counts as finished only if ``model.pt`` loads too. A robustness run's
+    result is its noise curve in ``metrics.json``; its weights are kept for
+    re-evaluation but not required, so a results folder committed without them
+    (``results/``) still reads as finished.
     """
     folder = config.folder(results)
     metrics = read_json(folder / "metrics.json")
     if metrics is None or metrics.get("key") != config.key:
         return None
-    if _keeps_model(config) and load_tensors(folder / "model.pt") is None:
+    if _needs_model(config) and load_tensors(folder / "model.pt") is None:
         return None
     return metrics
 
 
 def _keeps_model(config: RunConfig) -> bool:
     return config.save_model or config.kind in ("teacher", "robust")
+
+
+def _needs_model(config: RunConfig) -> bool:
+    return _keeps_model(config) and config.kind != "robust"
 
 
 def load_model(config: RunConfig, results: Path, num_classes: int, in_channels: int, device=None):
@@ -402,15 +413,21 @@ def sweep(configs: list[RunConfig], results: Path, *, shard: str | None = None, 
     return finished
 
 
+def finished(configs: list[RunConfig], results: Path) -> list[tuple[RunConfig, dict]]:
+    """The runs among ``configs`` already finished in ``results``, with their metrics.
+
+    Reads only: nothing is trained, so a chapter can show a committed results
+    folder (``results/``) without the data or the hours that made it.
+    """
+    return [(c, m) for c in configs if (m := load_result(c, Path(results))) is not None]
+
+
 def collect(configs: list[RunConfig], results: Path):
     """A DataFrame of the finished runs among ``configs`` (one row per run)."""
     import pandas as pd
 
     rows = []
-    for c in configs:
-        m = load_result(c, results)
-        if m is None:
-            continue
+    for c, m in finished(configs, results):
         row = {"kind": c.kind, "dataset": c.dataset, "model": c.model, "width": c.width, "method": c.method,
                "n_per_class": c.n_per_class, "seed": c.seed, "epochs": c.epochs, "penalty": c.penalty,
                "test_acc": m["test_acc"], "seconds": m["seconds"], "device": m["device"], "key": c.key}

@@ -9,6 +9,8 @@ and the results folder (``runs/``); nothing here trains.
   Tables 1 and 2 (students distilled from a teacher on per-class subsets);
 * :func:`robustness_table` / :func:`plot_robustness` / :func:`robustness_reading` --
   Table 3 (accuracy under Gaussian input noise);
+* :func:`paired_differences` / :func:`differences_reading` -- the beyond-the-paper
+  methods against single-output Jacobian matching, paired by seed;
 * :func:`beside_paper` -- our table next to the paper's, with the difference (or,
   when our dataset is not the paper's, each row's gain over a baseline);
 * :func:`provenance` -- the one line that says where the numbers come from;
@@ -41,7 +43,7 @@ PAPER_DATASET = {"cifar10": "cifar10", "folder": "cifar10", "cifar100": "cifar10
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "folder": 10, "cifar100": 100}
 
 _SHORT = {"ce": "CE", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac+ce": "Act+Jac+CE",
-          "act": "Act", "act+jac": "Act+Jac"}
+          "act": "Act", "act+jac": "Act+Jac", "noisy-act": "Noisy-Act", "act+fulljac": "Act+FullJac"}
 _STATS = ("mean", "std", "text")
 
 
@@ -142,14 +144,15 @@ def reproduce_commands(chapter: str, dataset: str, preset: str = "paper") -> str
 # ---------------------------------------------------------------- tables
 
 def _finished(configs, results, kind):
-    out = []
-    for c in configs:
-        if c.kind != kind:
-            continue
-        m = ex.load_result(c, Path(results))
-        if m is not None:
-            out.append((c, m))
-    return out
+    return ex.finished([c for c in configs if c.kind == kind], results)
+
+
+def _student_runs(configs, results) -> pd.DataFrame:
+    """One row per finished student: method, n_per_class, seed, test_acc."""
+    done = _finished(configs, results, "student")
+    require(done, "no finished student runs among these configs; run them with lakt.experiments.sweep(configs, results)")
+    return pd.DataFrame([{"method": c.method, "n_per_class": c.n_per_class, "seed": c.seed,
+                          "test_acc": m["test_acc"]} for c, m in done])
 
 
 def _wide(long: pd.DataFrame, index: str, columns: str, decimals: int = 2) -> pd.DataFrame:
@@ -174,15 +177,56 @@ def transfer_table(configs, results) -> pd.DataFrame:
     method order (the paper's for the presets). ``table["mean"]`` lines up with
     :func:`lakt.paper.table1` / ``table2``.
     """
-    done = _finished(configs, results, "student")
-    require(done, "no finished student runs among these configs; run them with lakt.experiments.sweep(configs, results)")
-    runs = pd.DataFrame([{"method": c.method, "n_per_class": c.n_per_class, "seed": c.seed,
-                          "test_acc": m["test_acc"]} for c, m in done])
+    runs = _student_runs(configs, results)
     long = (runs.groupby(["method", "n_per_class"])["test_acc"]
             .agg(mean="mean", std="std", seeds="count").reset_index())
     wide = _wide(long, "method", "n_per_class")
     order = list(dict.fromkeys(c.method for c in configs if c.kind == "student"))
     return wide.reindex([m for m in order if m in wide.index]).rename_axis("method")
+
+
+def paired_differences(configs, results, reference: str = "act+jac",
+                       methods=("noisy-act", "act+fulljac")) -> pd.DataFrame:
+    """Each of ``methods`` minus ``reference``, per examples-per-class, paired by seed (points).
+
+    For a seed, every method trains on the same nested subset from the same
+    initialisation, so the per-seed difference removes the variation both share;
+    its mean ± std over seeds is the fair comparison (an unpaired std would be
+    dominated by which images the seed drew). Columns (stat, n_per_class) with
+    stats ``mean``, ``std``, ``text`` and ``seeds`` (pairs with both runs finished);
+    rows are named "<method> − <reference>".
+    """
+    runs = _student_runs(configs, results)
+    acc = runs.pivot_table(index=["n_per_class", "seed"], columns="method", values="test_acc")
+    require(reference in acc.columns, f"no finished {reference!r} runs to compare against")
+    long = []
+    for method in [m for m in methods if m in acc.columns]:
+        diff = (acc[method] - acc[reference]).dropna()
+        for n, d in diff.groupby(level="n_per_class"):
+            long.append({"comparison": f"{_SHORT.get(method, method)} − {_SHORT.get(reference, reference)}",
+                         "n_per_class": n, "mean": d.mean(), "std": d.std(), "seeds": len(d)})
+    require(long, f"none of {', '.join(methods)} has a finished run paired with {reference!r}")
+    wide = _wide(pd.DataFrame(long), "comparison", "n_per_class")
+    order = list(dict.fromkeys(r["comparison"] for r in long))
+    return wide.reindex(order)
+
+
+def differences_reading(diff: pd.DataFrame) -> str:
+    """Markdown: for each row of :func:`paired_differences`, how often it wins and whether beyond the seeds' spread.
+
+    A difference counts as clear when its mean is larger than its std over seeds
+    (with three seeds, about a 1.7-sigma paired t-statistic; a screen, not a test).
+    """
+    means, stds = diff["mean"].astype(float), diff["std"].astype(float)
+    lines = []
+    for row in means.index:
+        m, s = means.loc[row].dropna(), stds.loc[row]
+        above = m > 0
+        clear_up = int(((m > 0) & (m.abs() > s[m.index])).sum())
+        clear_down = int(((m < 0) & (m.abs() > s[m.index])).sum())
+        lines.append(f"- **{row}:** positive at {int(above.sum())} of {len(m)} sizes, mean {m.mean():+.2f} points; "
+                     f"clearly above zero (mean > seed std) at {clear_up}, clearly below at {clear_down}.")
+    return "\n".join(lines)
 
 
 def pooled_stats(means, stds, counts) -> tuple[float, float, int]:
@@ -416,8 +460,16 @@ def provenance(configs, metrics, preset: str | None = None) -> str:
     widths = ", ".join(f"{w:g}" for w in sorted({c.width for c in configs}))
     devices = "; ".join(sorted({m.get("device", "?") for m in metrics})) or "not trained yet"
     torches = ", ".join(sorted({m.get("torch", "?") for m in metrics})) or "?"
+    spent = _duration(sum(m.get("seconds", 0.0) for m in metrics))
     return (f"preset {name} · data {datasets} · seeds {seeds} · epochs: {', '.join(epochs)} · width {widths} · "
-            f"trained on {devices} · torch {torches} · {len(metrics)}/{len(configs)} runs finished")
+            f"trained on {devices} · torch {torches} · {len(metrics)}/{len(configs)} runs finished "
+            f"({spent} of training)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _signature(c: ex.RunConfig) -> str:

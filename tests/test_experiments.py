@@ -65,6 +65,18 @@ def test_a_corrupt_metrics_file_is_reported_and_redone(smoke_results, capsys):
     assert redone["key"] == config.key and json.loads(path.read_text())["key"] == config.key
 
 
+def test_robust_runs_are_finished_without_their_weights_but_teachers_are_not(smoke_results, tmp_path):
+    """results/ commits the noise curves of the penalised nets, not their 2 MB weights."""
+    import shutil
+
+    teacher, robust = ex.preset("smoke")[0], [c for c in ex.preset("smoke") if c.kind == "robust"][0]
+    for config in (teacher, robust):
+        shutil.copytree(config.folder(smoke_results), config.folder(tmp_path))
+        (config.folder(tmp_path) / "model.pt").unlink()
+    assert ex.load_result(robust, tmp_path) == ex.load_result(robust, smoke_results)
+    assert ex.load_result(teacher, tmp_path) is None  # students need the teacher's weights
+
+
 def test_shards_split_the_configs():
     configs = ex.preset("smoke")
     assert ex.parse_shard("2/3") == (2, 3)

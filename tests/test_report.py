@@ -119,6 +119,32 @@ def test_transfer_table_uses_only_finished_runs(tmp_path):
     assert table["mean"].loc["ce", 5] == 40.0 and table["seeds"].loc["ce", 5] == 1
 
 
+def test_paired_differences_pair_by_seed(tmp_path):
+    """Hand-made accuracies: the paired std is the std of per-seed differences, not of the raw runs."""
+    teacher = ex.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
+    configs = [ex.RunConfig("student", "digits", "vgg4", 0.125, m, n, s, 1, teacher=teacher)
+               for m in ("act+jac", "noisy-act", "act+fulljac") for n in (5, 10) for s in (0, 1, 2)]
+    acc = {("act+jac", 0): 50.0, ("act+jac", 1): 60.0, ("act+jac", 2): 70.0,  # big seed-to-seed spread...
+           ("noisy-act", 0): 51.0, ("noisy-act", 1): 62.0, ("noisy-act", 2): 73.0,  # ...tiny paired spread
+           ("act+fulljac", 0): 49.0, ("act+fulljac", 1): 59.0}  # seed 2 not finished
+    for c in configs:
+        if (c.method, c.seed) in acc:
+            fake_result(c, tmp_path, test_acc=acc[c.method, c.seed] + (c.n_per_class == 10))
+    diff = report.paired_differences(configs, tmp_path)
+    assert list(diff.index) == ["Noisy-Act − Act+Jac", "Act+FullJac − Act+Jac"]
+    assert list(diff["mean"].columns) == [5, 10]
+    assert diff["mean"].loc["Noisy-Act − Act+Jac", 5] == pytest.approx(2.0)   # (1 + 2 + 3) / 3
+    assert diff["std"].loc["Noisy-Act − Act+Jac", 5] == pytest.approx(1.0)    # stdev(1, 2, 3)
+    assert diff["text"].loc["Noisy-Act − Act+Jac", 10] == "2.00 ± 1.00"
+    assert diff["mean"].loc["Act+FullJac − Act+Jac", 5] == pytest.approx(-1.0)
+    assert diff["seeds"].loc["Act+FullJac − Act+Jac", 5] == 2 and diff["std"].loc["Act+FullJac − Act+Jac", 5] == 0
+    reading = report.differences_reading(diff)
+    assert "**Noisy-Act − Act+Jac:** positive at 2 of 2 sizes, mean +2.00 points; clearly above zero (mean > seed std) at 2, clearly below at 0." in reading
+    assert "**Act+FullJac − Act+Jac:** positive at 0 of 2 sizes, mean -1.00 points; clearly above zero (mean > seed std) at 0, clearly below at 2." in reading
+    with pytest.raises(LaktError, match="no finished 'ce' runs"):
+        report.paired_differences(configs, tmp_path, reference="ce")
+
+
 # ---------------------------------------------------------------- robustness table
 
 def test_pooled_stats_equal_numpy_on_all_values():
@@ -298,6 +324,8 @@ def test_provenance_states_preset_data_seeds_hardware_and_torch(smoke):
     assert mine[0]["device"] in line and f"torch {mine[0]['torch']}" in line
     assert f"{len(transfer)}/{len(transfer)} runs finished" in line
     assert "\n" not in line
+    spent = sum(m["seconds"] for m in mine)
+    assert f"runs finished ({spent:.0f} s of training)" in line or f"({spent / 60:.1f} min of training)" in line
     assert report.provenance(robust, [], None).startswith("preset smoke ")  # inferred
     assert "0/2 runs finished" in report.provenance(robust, [], None)
     custom = [ex.RunConfig("teacher", epochs=1)]
