@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import platform
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,23 @@ class Preset:
     robust_seeds: tuple = (0,)
     noise_trials: int = 10
     noise_sigma: float = 0.1  # sigma of the noisy-input distillation rows
+
+    def with_seeds(self, seeds=None) -> "Preset":
+        """This preset with its training seeds (students and robust nets) replaced by ``seeds``.
+
+        The teacher stays seed 0, so another seed list reuses the cached teacher.
+        ``seeds`` may be None (unchanged), an int, a list, or text such as ``"0,1"`` /
+        ``"[0, 1]"`` (what ``papermill -p seeds ...`` passes).
+        """
+        if seeds is None:
+            return self
+        if isinstance(seeds, str):
+            require(re.fullmatch(r"[\s\[\]()0-9,]*", seeds) is not None,
+                    f"seeds must be whole numbers such as '0,1', got {seeds!r}")
+            seeds = re.findall(r"\d+", seeds)
+        seeds = tuple(int(s) for s in ([seeds] if isinstance(seeds, int) else seeds))
+        require(len(seeds) >= 1, "seeds must be None (the preset's) or a non-empty list, e.g. -y 'seeds: [0, 1]'")
+        return dataclasses.replace(self, seeds=seeds, robust_seeds=seeds)
 
     def teacher(self, dataset: str) -> RunConfig:
         return RunConfig("teacher", dataset, "vgg9", self.width, "ce", None, 0, self.teacher_epochs,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -63,33 +62,14 @@ def same_data(dataset: str, paper_dataset: str) -> bool:
 
 # ---------------------------------------------------------------- which runs
 
-def get_preset(name: str, seeds=None) -> ex.Preset:
-    """The preset, with its training seeds (students and robust nets) replaced by ``seeds`` if given.
-
-    The teacher stays seed 0, so a different seed list reuses the cached teacher.
-    ``seeds`` may be an int, a list, or text such as ``"0,1"`` / ``"[0, 1]"`` (what
-    ``papermill -p seeds ...`` passes).
-    """
-    p = ex.get_preset(name)
-    if seeds is None:
-        return p
-    if isinstance(seeds, str):
-        require(re.fullmatch(r"[\s\[\]()0-9,]*", seeds) is not None,
-                f"seeds must be whole numbers such as '0,1', got {seeds!r}")
-        seeds = re.findall(r"\d+", seeds)
-    seeds = tuple(int(s) for s in ([seeds] if isinstance(seeds, int) else seeds))
-    require(len(seeds) >= 1, "seeds must be None (the preset's) or a non-empty list, e.g. -y 'seeds: [0, 1]'")
-    return dataclasses.replace(p, seeds=seeds, robust_seeds=seeds)
-
-
 def transfer_runs(preset: str, dataset: str, seeds=None) -> list[ex.RunConfig]:
     """Teacher first, then every student of Table 1/2 for ``dataset`` under ``preset``."""
-    return get_preset(preset, seeds).transfer(dataset)
+    return ex.get_preset(preset).with_seeds(seeds).transfer(dataset)
 
 
 def robustness_runs(preset: str, dataset: str, seeds=None) -> list[ex.RunConfig]:
     """The Jacobian-penalty VGG-9 runs of Table 3 (one per penalty and seed)."""
-    return get_preset(preset, seeds).robustness(dataset)
+    return ex.get_preset(preset).with_seeds(seeds).robustness(dataset)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,19 +49,20 @@ def fake_result(config, results, **metrics):
 
 # ---------------------------------------------------------------- which runs
 
-def test_get_preset_replaces_seeds_but_keeps_the_teacher():
-    p = report.get_preset("smoke", [3, 4])
+def test_with_seeds_replaces_seeds_but_keeps_the_teacher():
+    smoke = ex.get_preset("smoke")
+    p = smoke.with_seeds([3, 4])
     assert p.seeds == (3, 4) and p.robust_seeds == (3, 4)
     runs = report.transfer_runs("smoke", "digits", [3, 4])
     assert {c.seed for c in runs[1:]} == {3, 4}
     assert runs[0].key == ex.PRESETS["smoke"].teacher("digits").key  # cached teacher reused
-    assert report.get_preset("smoke") is ex.PRESETS["smoke"]
-    assert report.get_preset("smoke", "0,2").seeds == (0, 2) == report.get_preset("smoke", "[0, 2]").seeds
-    assert report.get_preset("smoke", 5).seeds == (5,)
+    assert smoke.with_seeds(None) is ex.PRESETS["smoke"]
+    assert smoke.with_seeds("0,2").seeds == (0, 2) == smoke.with_seeds("[0, 2]").seeds
+    assert smoke.with_seeds(5).seeds == (5,)
     with pytest.raises(LaktError):
-        report.get_preset("smoke", "one")
+        smoke.with_seeds("one")
     with pytest.raises(LaktError):
-        report.get_preset("smoke", [])
+        smoke.with_seeds([])
 
 
 def test_transfer_and_robustness_runs_follow_the_preset():
