@@ -87,6 +87,8 @@ class RunConfig:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["sigmas"] = list(self.sigmas)
+        if self.teacher is not None:
+            out["teacher"] = self.teacher.to_dict()  # lists, as JSON reads them back
         return out
 
     @classmethod

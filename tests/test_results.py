@@ -1,0 +1,45 @@
+"""The committed run cache ``results/`` (the cifar10-cpu sweep on CIFAR-10 (JPEG)).
+
+Chapters 3 and 5 read it without the data; these checks make sure what they read is
+what the preset defines: every committed run is one of ``cifar10-cpu``'s configs,
+stored under its own key, read back as finished by lakt, and small enough to commit.
+"""
+import json
+from pathlib import Path
+
+from lakt import experiments as ex
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def committed_metrics():
+    return sorted(RESULTS.glob("*/*/metrics.json"))
+
+
+def test_every_committed_run_is_a_cifar10_cpu_run_that_lakt_reads_as_finished():
+    configs = {c.key: c for c in ex.preset("cifar10-cpu")}
+    paths = committed_metrics()
+    assert paths, "results/ holds no finished runs"
+    for path in paths:
+        metrics = json.loads(path.read_text())
+        config = configs.get(metrics["key"])
+        assert config is not None, f"{path}: not a run of the cifar10-cpu preset"
+        assert path.parent == config.folder(RESULTS) and metrics["config"] == config.to_dict()
+        assert json.loads((path.parent / "config.json").read_text()) == config.to_dict()
+        assert ex.load_result(config, RESULTS) == metrics
+    teacher = configs[ex.get_preset("cifar10-cpu").teacher("folder").key]
+    assert ex.load_result(teacher, RESULTS) is not None, "the students' teacher must be committed"
+
+
+def test_committed_files_are_small():
+    model = ex.get_preset("cifar10-cpu").teacher("folder").folder(RESULTS) / "model.pt"
+    assert model.stat().st_size <= 10 * 2 ** 20  # the issue: the teacher's weights only if <= 10 MB
+    assert not list(RESULTS.glob("robust/*/model.pt")) or not _tracked("results/robust")  # weights stay local
+    assert sum(p.stat().st_size for p in committed_metrics()) <= 20 * 2 ** 20
+
+
+def _tracked(prefix: str) -> bool:
+    import subprocess
+
+    out = subprocess.run(["git", "ls-files", prefix], cwd=RESULTS.parent, capture_output=True, text=True)
+    return any(line.endswith("model.pt") for line in out.stdout.splitlines())
