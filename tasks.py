@@ -4,6 +4,8 @@
     python3 tasks.py book [--preset cpu]   set up .venv, run every chapter with papermill
                                            into book/, then `jupyter-book build book/`
     python3 tasks.py test                  set up .venv, run the unit tests and `pytest --nbval`
+    python3 tasks.py store [--chapter N]   re-execute chapters (smoke) and store their outputs,
+                                           which nbval compares against (developers)
 
 The virtual environment lives in .venv and is reused; it is reinstalled only when
 pyproject.toml changes.
@@ -68,6 +70,31 @@ def book(preset: str, chapters: list[str]) -> None:
     print(f"book: {ROOT / 'book/_build/html/index.html'}")
 
 
+_STRIP = """
+import sys, nbformat
+nb = nbformat.read(sys.argv[1], as_version=4)
+nb.metadata.pop("papermill", None)
+for cell in nb.cells:
+    for key in ("papermill", "execution"):
+        cell.metadata.pop(key, None)
+nbformat.write(nb, sys.argv[2])
+"""
+
+
+def store(chapters: list[str]) -> None:
+    """Re-execute chapters with their default (smoke) parameters and store the outputs in notebooks/.
+
+    What nbval compares against: run after changing a chapter, or the committed
+    results/ it reads, then commit the notebooks.
+    """
+    env = dict(os.environ, PYTHONHASHSEED="0", **STEADY_MALLOC)
+    for name in chapters:
+        executed = ROOT / "book" / f".{name}.stored.ipynb"
+        sh(PY, "-m", "papermill", f"notebooks/{name}.ipynb", executed, "--cwd", "notebooks", "--no-progress-bar", env=env)
+        sh(PY, "-c", _STRIP, executed, f"notebooks/{name}.ipynb")
+        executed.unlink()
+
+
 def test(extra: list[str]) -> None:
     env = dict(os.environ, PYTHONHASHSEED="0", **STEADY_MALLOC)
     sh(PY, "-m", "pytest", "tests", *extra, env=env)
@@ -80,6 +107,8 @@ def main() -> None:
     b = sub.add_parser("book", help="run the chapters and build the Jupyter Book")
     b.add_argument("--preset", default="cpu", help="smoke (seconds), cpu (minutes, default) or paper (GPU)")
     b.add_argument("--chapter", action="append", choices=CHAPTERS, help="only these chapters (repeatable)")
+    s = sub.add_parser("store", help="re-execute chapters (smoke) and store their outputs for nbval")
+    s.add_argument("--chapter", action="append", choices=CHAPTERS, help="only these chapters (repeatable)")
     t = sub.add_parser("test", help="unit tests and pytest --nbval")
     t.add_argument("pytest_args", nargs="*", help="passed to pytest")
     args = parser.parse_args()
@@ -87,6 +116,8 @@ def main() -> None:
     ensure_venv()
     if args.task == "book":
         book(args.preset, args.chapter or CHAPTERS)
+    elif args.task == "store":
+        store(args.chapter or CHAPTERS)
     else:
         test(args.pytest_args)
     print(f"tasks.py {args.task}: done in {time.perf_counter() - began:.0f} s")

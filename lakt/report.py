@@ -209,6 +209,49 @@ def differences_reading(diff: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
+    """One loss term's value (batch mean over an epoch) as method × examples per class, mean over seeds.
+
+    ``term``: ``"ce"``, ``"act"`` or ``"jac"``, as the training history records them;
+    ``epoch``: which history row (-1: the last, 0: the first). Only methods that train
+    with ``term`` are rows. With all constants 1 the terms are simply added, so their
+    sizes say which one the optimiser is actually following -- e.g. whether the
+    normalised Jacobian term (0: same direction as the teacher's gradient, 2:
+    unrelated directions, 4: opposite) moves at all next to a squared logit error.
+    """
+    done = _finished(configs, results, "student")
+    require(done, "no finished student runs among these configs; run them with lakt.experiments.sweep(configs, results)")
+    rows = [{"method": c.method, "n_per_class": c.n_per_class, "value": m["history"][epoch][term]}
+            for c, m in done if term in m["history"][epoch]]
+    require(rows, f"no finished run trains with the {term!r} term")
+    table = pd.DataFrame(rows).pivot_table(index="method", columns="n_per_class", values="value", aggfunc="mean")
+    order = list(dict.fromkeys(c.method for c in configs if c.kind == "student"))
+    return table.reindex([m for m in order if m in table.index])
+
+
+def term_balance_reading(act_first: pd.DataFrame, jac_last: pd.DataFrame) -> str:
+    """Markdown: how large the activation term starts, and whether the Jacobian term moved.
+
+    ``act_first``: :func:`loss_terms` (``"act"``, epoch 0); ``jac_last``:
+    :func:`loss_terms` (``"jac"``, last epoch), normalised form. Rows trained with
+    both terms are compared with the rows trained with the Jacobian term and CE only.
+    """
+    lines = [f"- The activation term starts between {act_first.min().min():.0f} and {act_first.max().max():.0f} "
+             "(squared logit error summed over the outputs); the normalised Jacobian term can never exceed 4."]
+    with_act = [m for m in jac_last.index if m in act_first.index]
+    if with_act:
+        gap = (jac_last.loc[with_act] - 2).abs().max().max()
+        names = ", ".join(_SHORT.get(m, m) for m in with_act)
+        lines.append(f"- Trained next to the activation term ({names}), the Jacobian term ends within {gap:.2f} of 2 "
+                     "at every size -- the value of two unrelated directions.")
+    alone = [m for m in jac_last.index if m not in act_first.index]
+    for m in alone:
+        row = jac_last.loc[m]
+        lines.append(f"- Trained next to CE only ({_SHORT.get(m, m)}), it ends at {row.min():.2f} at "
+                     f"{row.idxmin():g} per class (and {row.max():.2f} at {row.idxmax():g}).")
+    return "\n".join(lines)
+
+
 def pooled_stats(means, stds, counts) -> tuple[float, float, int]:
     """Mean and sample std of all values of several groups, from each group's mean, std and size.
 
@@ -443,7 +486,7 @@ def provenance(configs, metrics, preset: str | None = None) -> str:
     spent = _duration(sum(m.get("seconds", 0.0) for m in metrics))
     return (f"preset {name} · data {datasets} · seeds {seeds} · epochs: {', '.join(epochs)} · width {widths} · "
             f"trained on {devices} · torch {torches} · {len(metrics)}/{len(configs)} runs finished "
-            f"({spent} of training)")
+            f"({spent} of training, summed over runs)")
 
 
 def _duration(seconds: float) -> str:

@@ -146,6 +146,28 @@ def test_paired_differences_pair_by_seed(tmp_path):
         report.paired_differences(configs, tmp_path, reference="ce")
 
 
+def test_loss_terms_read_the_histories(tmp_path):
+    teacher = ex.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
+    configs = [ex.RunConfig("student", "digits", "vgg4", 0.125, m, 5, s, 2, teacher=teacher)
+               for m in ("ce", "act+jac") for s in (0, 1)]
+    for c in configs:
+        terms = [{"ce": 2.0 + c.seed}, {"ce": 1.0 + c.seed}] if c.method == "ce" else \
+                [{"act": 900.0 + c.seed, "jac": 2.0}, {"act": 1.0, "jac": 1.5 + c.seed}]
+        fake_result(c, tmp_path, test_acc=10.0, history=terms)
+    jac_end = report.loss_terms(configs, tmp_path, "jac")
+    assert list(jac_end.index) == ["act+jac"] and jac_end.loc["act+jac", 5] == pytest.approx(2.0)  # (1.5 + 2.5) / 2
+    assert report.loss_terms(configs, tmp_path, "act", epoch=0).loc["act+jac", 5] == pytest.approx(900.5)
+    assert report.loss_terms(configs, tmp_path, "ce").loc["ce", 5] == pytest.approx(1.5)
+    act = pd.DataFrame({5: [950.0], 10: [800.0]}, index=["act+jac"])
+    jac = pd.DataFrame({5: [1.99, 0.8], 10: [1.95, 1.5]}, index=["act+jac", "jac+ce"])
+    reading = report.term_balance_reading(act, jac)
+    assert "starts between 800 and 950" in reading
+    assert "(Act+Jac), the Jacobian term ends within 0.05 of 2" in reading
+    assert "(Jac+CE), it ends at 0.80 at 5 per class (and 1.50 at 10)" in reading
+    with pytest.raises(LaktError, match="no finished run trains with the 'penalty' term"):
+        report.loss_terms(configs, tmp_path, "penalty")
+
+
 # ---------------------------------------------------------------- robustness table
 
 def test_pooled_stats_equal_numpy_on_all_values():
@@ -326,7 +348,7 @@ def test_provenance_states_preset_data_seeds_hardware_and_torch(smoke):
     assert f"{len(transfer)}/{len(transfer)} runs finished" in line
     assert "\n" not in line
     spent = sum(m["seconds"] for m in mine)
-    assert f"runs finished ({spent:.0f} s of training)" in line or f"({spent / 60:.1f} min of training)" in line
+    assert f"({spent:.0f} s of training, summed over runs)" in line or f"({spent / 60:.1f} min of training" in line
     assert report.provenance(robust, [], None).startswith("preset smoke ")  # inferred
     assert "0/2 runs finished" in report.provenance(robust, [], None)
     custom = [ex.RunConfig("teacher", epochs=1)]
