@@ -99,13 +99,18 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
         lr: float = 1e-3, final_lr: float = 1e-4, drop_at: float = 0.8, seed: int = 0,
         device=None, test: Split | None = None, eval_every: int = 0, progress: bool = True,
         checkpoint: Path | None = None, describe: dict | None = None, on_epoch=None,
-        channels_last: bool = False) -> list[dict]:
+        channels_last: bool = False, checkpoint_overhead: float | None = 0.1) -> list[dict]:
     """Train ``model`` in place; return the history, one dict per epoch.
 
     Each history row holds the epoch, learning rate, mean of every loss term, train
     accuracy on the batches seen, seconds, and (every ``eval_every`` epochs and at
     the end, when ``test`` is given) test accuracy. ``checkpoint``: a file to
-    resume from and to save to after every epoch. ``describe``: the configuration,
+    resume from and to save to after an epoch. ``checkpoint_overhead``: the largest
+    share of training time spent writing it (None: after every epoch). A low-data run
+    has one-batch epochs, often shorter than an fsynced write of model and Adam state,
+    so saving after each would dominate; this way a kill loses at most about
+    save-time / overhead of work, and the resumed run is the same run either way
+    (the random states travel with the checkpoint). ``describe``: the configuration,
     quoted if the loss becomes non-finite. ``channels_last``: NHWC memory layout for
     model and batches (a GPU speed option; results equal up to float rounding).
 
@@ -136,6 +141,7 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
             warn(f"checkpoint {checkpoint} is for a different run length; starting over")
     model.train()
     step = start_epoch * len(loader)
+    save_seconds, last_save = 0.0, time.perf_counter()
     bar = tqdm(range(start_epoch, epochs), desc=(describe or {}).get("name", "train"), disable=not progress,
                initial=start_epoch, total=epochs, leave=False)
     for epoch in bar:
@@ -165,7 +171,9 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
             model.train()
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3g}", acc=f"{row['train_acc']:.1f}")
-        if checkpoint is not None and not last:
+        due = checkpoint_overhead is None or time.perf_counter() - last_save >= save_seconds / checkpoint_overhead
+        if checkpoint is not None and not last and due:
+            saving = time.perf_counter()
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "schedule": schedule.state_dict(), "cpu_rng": torch.get_rng_state(),
                      "loader_rng": loader.generator.get_state(), "history": history,
@@ -173,6 +181,8 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
             if device.type == "cuda":
                 state["cuda_rng"] = torch.cuda.get_rng_state(device)
             atomic_save(state, Path(checkpoint))
+            last_save = time.perf_counter()
+            save_seconds = last_save - saving
         if on_epoch is not None:
             on_epoch(row)
     bar.close()

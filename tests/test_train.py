@@ -1,4 +1,6 @@
 """The training loop: it learns, checkpoints round-trip, kills resume, NaNs stop it."""
+import time
+
 import pytest
 import torch
 
@@ -65,7 +67,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, digits):
     interrupted = small_net()
     with pytest.raises(Killed):
         fit(interrupted, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
-            checkpoint=tmp_path / "progress.pt", on_epoch=die_after_two)
+            checkpoint=tmp_path / "progress.pt", on_epoch=die_after_two, checkpoint_overhead=None)
     torch.manual_seed(12345)  # the resumed process starts with other random state
     resumed = small_net(seed=99)
     history = fit(resumed, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
@@ -73,6 +75,28 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, digits):
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_slow_checkpoints_are_written_less_often(tmp_path, digits, monkeypatch):
+    """One-batch epochs shorter than a checkpoint write: saves are spaced to cap their share of time."""
+    from lakt import train as train_lib
+
+    saves = []
+    real_save = train_lib.atomic_save
+
+    def slow_save(obj, path):
+        time.sleep(0.05)
+        saves.append(obj["epoch"])
+        real_save(obj, path)
+
+    monkeypatch.setattr(train_lib, "atomic_save", slow_save)
+    tiny = digits.train.subset(data.per_class_subset(digits.train.y, 1, seed=0))  # 10 images: one batch
+    run = dict(epochs=30, batch_size=32, device="cpu", progress=False)
+    fit(small_net(), tiny, Objective(get_method("ce")), checkpoint=tmp_path / "every.pt", checkpoint_overhead=None, **run)
+    assert saves == list(range(1, 30))  # every epoch but the last
+    saves.clear()
+    fit(small_net(), tiny, Objective(get_method("ce")), checkpoint=tmp_path / "capped.pt", checkpoint_overhead=0.1, **run)
+    assert 1 <= len(saves) <= 10 and saves[0] == 1  # 50 ms writes need 0.5 s of training each
 
 
 def test_non_finite_loss_stops_with_step_terms_and_config(digits):
