@@ -51,6 +51,12 @@ class Method:
     def needs_student_gradient(self) -> bool:
         return self.jac > 0 or self.jacnorm > 0
 
+    @property
+    def needs_clean_teacher_targets(self) -> bool:
+        """Teacher logits/gradient at the clean x: not for noisy-input matching alone,
+        which queries the teacher only at x + xi (a teacher backward saved per step)."""
+        return self.needs_teacher and (self.noise_sigma == 0 or self.jac > 0 or self.needs_student_gradient)
+
 
 METHODS: dict[str, Method] = {
     # The six rows of Tables 1 and 2, in the paper's order.
@@ -215,7 +221,7 @@ class Objective:
         if m.projections > 0:
             return self._projected(student, x, y)
         t_logits = t_grad = index = None
-        if m.needs_teacher:
+        if m.needs_clean_teacher_targets:
             if self.cache is not None and positions is not None:
                 t_logits, t_grad, index = self.cache[positions]
             else:

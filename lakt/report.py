@@ -127,10 +127,16 @@ def _finished(configs, results, kind):
     return ex.finished([c for c in configs if c.kind == kind], results)
 
 
-def _student_runs(configs, results) -> pd.DataFrame:
-    """One row per finished student: method, n_per_class, seed, test_acc."""
+def _finished_students(configs, results) -> list:
+    """(config, metrics) of the finished students, or one clear error saying how to get some."""
     done = _finished(configs, results, "student")
     require(done, "no finished student runs among these configs; run them with lakt.experiments.sweep(configs, results)")
+    return done
+
+
+def _student_runs(configs, results) -> pd.DataFrame:
+    """One row per finished student: method, n_per_class, seed, test_acc."""
+    done = _finished_students(configs, results)
     return pd.DataFrame([{"method": c.method, "n_per_class": c.n_per_class, "seed": c.seed,
                           "test_acc": m["test_acc"]} for c, m in done])
 
@@ -219,8 +225,7 @@ def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
     normalised Jacobian term (0: same direction as the teacher's gradient, 2:
     unrelated directions, 4: opposite) moves at all next to a squared logit error.
     """
-    done = _finished(configs, results, "student")
-    require(done, "no finished student runs among these configs; run them with lakt.experiments.sweep(configs, results)")
+    done = _finished_students(configs, results)
     rows = [{"method": c.method, "n_per_class": c.n_per_class, "value": m["history"][epoch][term]}
             for c, m in done if term in m["history"][epoch]]
     require(rows, f"no finished run trains with the {term!r} term")

@@ -110,3 +110,20 @@ def test_teacher_cache_places_give_the_same_targets(pair, where, tmp_path):
     torch.testing.assert_close(grads, want_grads, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(logits, want_logits.detach(), rtol=1e-10, atol=1e-12)
     assert torch.equal(index, y[positions])
+
+
+def test_noisy_activation_matching_queries_the_teacher_only_at_the_noisy_inputs(pair):
+    """noisy-act is Match Activations at x + sigma*xi (Prop 1, left side); the clean
+    teacher targets would be unused, so the teacher runs once per step, not twice."""
+    teacher, student, x, y = pair
+    student.eval()
+    objective = Objective(get_method("noisy-act", noise_sigma=0.3), teacher)
+    calls = []
+    teacher.register_forward_hook(lambda *_: calls.append(1))
+    torch.manual_seed(1)
+    _, terms = objective(student, x, y)
+    torch.manual_seed(1)
+    noisy = x + 0.3 * torch.randn_like(x)
+    want = losses.match_activations(student(noisy), teacher(noisy).detach())
+    assert terms["act"].item() == pytest.approx(want.item(), rel=1e-12)
+    assert len(calls) == 2  # one inside the objective, one for `want`
