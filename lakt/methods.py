@@ -89,10 +89,26 @@ METHOD_LABELS = {
 }
 
 
-def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | None = None) -> Method:
-    """A preset by name, with its sigma (noisy methods) or penalty strength overridden."""
+def method_label(row: str) -> str:
+    """The paper's name of a method (or a ``"<method> γ=<weight>"`` row of lakt's tables)."""
+    method, _, gamma = str(row).partition(" γ=")
+    return METHOD_LABELS.get(method, method) + (f" (γ = {gamma})" if gamma else "")
+
+
+def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | None = None,
+               jac_weight: float | None = None) -> Method:
+    """A preset by name, with its sigma (noisy methods), penalty strength or Jacobian weight overridden.
+
+    ``jac_weight`` is gamma of the supplementary's loss, alpha CE + beta Act + gamma Jac
+    (the paper sets every constant to 1); it applies to methods with a Jacobian term.
+    """
     require(name in METHODS, f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     method = METHODS[name]
+    if jac_weight is not None:
+        require(jac_weight > 0, f"Jacobian weight must be > 0, got {jac_weight}; e.g. --jac-weight 10")
+        require(jac_weight == 1 or method.jac > 0,
+                f"method {name!r} has no Jacobian term to weight; use a method with 'jac' in its name")
+        method = replace(method, jac=method.jac * float(jac_weight))
     if noise_sigma is not None and method.noise_sigma > 0:
         require(noise_sigma > 0, f"noise sigma must be > 0 for {name!r}, got {noise_sigma}")
         method = replace(method, noise_sigma=float(noise_sigma))

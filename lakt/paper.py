@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .methods import METHOD_LABELS, PAPER_METHODS
+from .methods import PAPER_METHODS, method_label
 
 TEACHER_ACCURACY = {"cifar10": 90.94, "cifar100": 64.78}
 """VGG-9 teachers' test accuracy (Section 5.1)."""
@@ -72,4 +72,4 @@ def table3() -> pd.DataFrame:
 
 def method_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """The same table with the paper's row names instead of lakt's method names."""
-    return frame.rename(index=METHOD_LABELS)
+    return frame.rename(index=method_label)

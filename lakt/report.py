@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import experiments as ex
 from .errors import require
-from .methods import METHOD_LABELS, PAPER_METHODS
+from .methods import PAPER_METHODS, method_label
 
 DATASET_LABELS = {
     "digits": "digits (scikit-learn 8×8 digits, upsampled to 32×32)",
@@ -123,6 +123,16 @@ def reproduce_commands(chapter: str, dataset: str, preset: str = "paper") -> str
 
 # ---------------------------------------------------------------- tables
 
+def run_label(config: ex.RunConfig) -> str:
+    """A student's row name: its method, with the Jacobian weight when not the paper's 1."""
+    return config.method if config.jac_weight == 1 else f"{config.method} γ={config.jac_weight:g}"
+
+
+def _short(label: str) -> str:
+    method, _, gamma = label.partition(" γ=")
+    return _SHORT.get(method, method) + (f" γ={gamma}" if gamma else "")
+
+
 def _finished(configs, results, kind):
     return ex.finished([c for c in configs if c.kind == kind], results)
 
@@ -137,7 +147,7 @@ def _finished_students(configs, results) -> list:
 def _student_runs(configs, results) -> pd.DataFrame:
     """One row per finished student: method, n_per_class, seed, test_acc."""
     done = _finished_students(configs, results)
-    return pd.DataFrame([{"method": c.method, "n_per_class": c.n_per_class, "seed": c.seed,
+    return pd.DataFrame([{"method": run_label(c), "n_per_class": c.n_per_class, "seed": c.seed,
                           "test_acc": m["test_acc"]} for c, m in done])
 
 
@@ -167,7 +177,7 @@ def transfer_table(configs, results) -> pd.DataFrame:
     long = (runs.groupby(["method", "n_per_class"])["test_acc"]
             .agg(mean="mean", std="std", seeds="count").reset_index())
     wide = _wide(long, "method", "n_per_class")
-    order = list(dict.fromkeys(c.method for c in configs if c.kind == "student"))
+    order = list(dict.fromkeys(run_label(c) for c in configs if c.kind == "student"))
     return wide.reindex([m for m in order if m in wide.index]).rename_axis("method")
 
 
@@ -180,16 +190,19 @@ def paired_differences(configs, results, reference: str = "act+jac",
     its mean ± std over seeds is the fair comparison (an unpaired std would be
     dominated by which images the seed drew). Columns (stat, n_per_class) with
     stats ``mean``, ``std``, ``text`` and ``seeds`` (pairs with both runs finished);
-    rows are named "<method> − <reference>".
+    rows are named "<method> − <reference>". ``methods=None``: every other row
+    (:func:`run_label`: a method, with its Jacobian weight when not 1).
     """
     runs = _student_runs(configs, results)
     acc = runs.pivot_table(index=["n_per_class", "seed"], columns="method", values="test_acc")
     require(reference in acc.columns, f"no finished {reference!r} runs to compare against")
+    if methods is None:
+        methods = [m for m in dict.fromkeys(runs["method"]) if m != reference]
     long = []
     for method in [m for m in methods if m in acc.columns]:
         diff = (acc[method] - acc[reference]).dropna()
         for n, d in diff.groupby(level="n_per_class"):
-            long.append({"comparison": f"{_SHORT.get(method, method)} − {_SHORT.get(reference, reference)}",
+            long.append({"comparison": f"{_short(method)} − {_short(reference)}",
                          "n_per_class": n, "mean": d.mean(), "std": d.std(), "seeds": len(d)})
     require(long, f"none of {', '.join(methods)} has a finished run paired with {reference!r}")
     wide = _wide(pd.DataFrame(long), "comparison", "n_per_class")
@@ -220,17 +233,19 @@ def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
 
     ``term``: ``"ce"``, ``"act"`` or ``"jac"``, as the training history records them;
     ``epoch``: which history row (-1: the last, 0: the first). Only methods that train
-    with ``term`` are rows. With all constants 1 the terms are simply added, so their
+    with ``term`` are rows (one per Jacobian weight γ, :func:`run_label`); the history
+    stores the weighted term, the table the term itself (``"jac"`` divided by γ). With all constants 1 the terms are simply added, so their
     sizes say which one the optimiser is actually following -- e.g. whether the
     normalised Jacobian term (0: same direction as the teacher's gradient, 2:
     unrelated directions, 4: opposite) moves at all next to a squared logit error.
     """
     done = _finished_students(configs, results)
-    rows = [{"method": c.method, "n_per_class": c.n_per_class, "value": m["history"][epoch][term]}
+    rows = [{"method": run_label(c), "n_per_class": c.n_per_class,
+             "value": m["history"][epoch][term] / (c.jac_weight if term == "jac" else 1)}
             for c, m in done if term in m["history"][epoch]]
     require(rows, f"no finished run trains with the {term!r} term")
     table = pd.DataFrame(rows).pivot_table(index="method", columns="n_per_class", values="value", aggfunc="mean")
-    order = list(dict.fromkeys(c.method for c in configs if c.kind == "student"))
+    order = list(dict.fromkeys(run_label(c) for c in configs if c.kind == "student"))
     return table.reindex([m for m in order if m in table.index])
 
 
@@ -413,7 +428,7 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
         for method in means.index:
             err = None if stds is None else stds.loc[method].fillna(0).to_numpy()
             ax.errorbar(sizes, means.loc[method].to_numpy(), yerr=err, marker="o", ms=4, capsize=3,
-                        color=colors[method], label=METHOD_LABELS.get(method, method))
+                        color=colors[method], label=method_label(method))
         if teacher is not None:
             ax.axhline(teacher, color="0.35", ls="--", lw=1, label="teacher (VGG-9)")
         _log_x(ax, sizes)

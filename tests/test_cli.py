@@ -61,6 +61,8 @@ BAD = [
     (["teacher", "--dataset", "folder", "--data-root", "EMPTY"], "no train/ folder"),
     (["teacher", "--dataset", "cifar100", "--data-root", "EMPTY"], "--download"),
     (["student", "--precision", "fp8"], "invalid choice"),
+    (["student", "--method", "act", "--jac-weight", "10"], "has no Jacobian term to weight"),
+    (["student", "--jac-weight", "0"], "number > 0"),
     (["sweep", "--preset", "smoke", "--results", "RESULTS", "--device", "tpu"], "unknown device"),
 ]
 

@@ -127,3 +127,27 @@ def test_cifar10_cpu_preset_is_the_issue_protocol():
     assert all(c.jacobian_form == "normalized" and c.noise_sigma == 0.3 for c in students)
     robust = [c for c in runs if c.kind == "robust"]
     assert {c.penalty for c in robust} == {0.0, 0.01, 0.1, 0.5, 1.0} and {c.seed for c in robust} == {0, 1}
+
+
+def test_gamma_follow_up_reuses_the_cifar10_cpu_runs():
+    """Its Act and gamma = 1 students are cifar10-cpu's own (same keys: the committed
+    results), so only the raised-gamma Act+Jac students are new."""
+    base = {c.key for c in ex.preset("cifar10-cpu")}
+    runs = ex.preset("cifar10-cpu-gamma")
+    new = [c for c in runs if c.key not in base]
+    assert len(runs) - len(new) == 1 + 2 * 4 * 3  # the teacher, Act and Act+Jac (gamma 1) at 4 sizes x 3 seeds
+    assert {(c.method, c.jac_weight) for c in new} == {("act+jac", g) for g in (10.0, 100.0, 1000.0)}
+    assert len(new) == 3 * 4 * 3 and not [c for c in runs if c.kind == "robust"]
+    assert new[0].name == "student/folder/vgg4x0.25/act+jac/n5/gamma10/s0"
+
+
+def test_the_jacobian_weight_counts_in_the_key_only_when_not_one():
+    teacher = ex.RunConfig("teacher", width=0.25)
+    plain = ex.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher)
+    assert plain.key == ex.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=1.0).key
+    assert "jac_weight" not in ex._key_dict(plain.to_dict())  # older caches stay valid
+    assert plain.key != ex.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=10).key
+    with pytest.raises(LaktError, match="has no Jacobian term to weight"):
+        ex.RunConfig("student", method="act", n_per_class=5, teacher=teacher, jac_weight=10)
+    with pytest.raises(LaktError, match="Jacobian weight must be > 0"):
+        ex.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=0)

@@ -127,3 +127,14 @@ def test_noisy_activation_matching_queries_the_teacher_only_at_the_noisy_inputs(
     want = losses.match_activations(student(noisy), teacher(noisy).detach())
     assert terms["act"].item() == pytest.approx(want.item(), rel=1e-12)
     assert len(calls) == 2  # one inside the objective, one for `want`
+
+
+def test_the_jacobian_weight_scales_only_the_jacobian_term(pair):
+    teacher, student, x, y = pair
+    student.eval()
+    _, one = Objective(get_method("act+jac"), teacher)(student, x, y)
+    total, ten = Objective(get_method("act+jac", jac_weight=10), teacher)(student, x, y)
+    assert ten["jac"].item() == pytest.approx(10 * one["jac"].item(), rel=1e-12)
+    assert ten["act"].item() == pytest.approx(one["act"].item(), rel=1e-12)
+    assert total.item() == pytest.approx((ten["act"] + ten["jac"]).item(), rel=1e-12)
+    assert get_method("act+fulljac", jac_weight=100).jac == 100

@@ -168,6 +168,22 @@ def test_loss_terms_read_the_histories(tmp_path):
         report.loss_terms(configs, tmp_path, "penalty")
 
 
+def test_raised_jacobian_weights_are_rows_of_their_own(tmp_path):
+    teacher = ex.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
+    configs = [ex.RunConfig("student", "digits", "vgg4", 0.125, "act+jac", 5, s, 2, teacher=teacher, jac_weight=g)
+               for g in (1.0, 10.0) for s in (0, 1)]
+    for c in configs:  # the history stores the weighted term: gamma x (normalised term)
+        fake_result(c, tmp_path, test_acc=40.0 + c.jac_weight + c.seed, history=[{"act": 5.0, "jac": c.jac_weight * 1.5}])
+    table = report.transfer_table(configs, tmp_path)
+    assert list(table.index) == ["act+jac", "act+jac γ=10"]
+    assert table["mean"].loc["act+jac γ=10", 5] == pytest.approx(50.5)
+    assert list(report.loss_terms(configs, tmp_path, "jac")[5]) == pytest.approx([1.5, 1.5])
+    diff = report.paired_differences(configs, tmp_path, reference="act+jac", methods=None)
+    assert list(diff.index) == ["Act+Jac γ=10 − Act+Jac"] and diff["mean"].iloc[0, 0] == pytest.approx(9.0)
+    assert list(paper.method_labels(table).index) == ["Match {Activations + Jacobians}",
+                                                      "Match {Activations + Jacobians} (γ = 10)"]
+
+
 # ---------------------------------------------------------------- robustness table
 
 def test_pooled_stats_equal_numpy_on_all_values():

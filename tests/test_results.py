@@ -1,7 +1,8 @@
-"""The committed run cache ``results/`` (the cifar10-cpu sweep on CIFAR-10 (JPEG)).
+"""The committed run cache ``results/`` (the cifar10-cpu sweeps on CIFAR-10 (JPEG)).
 
 Chapters 3 and 5 read it without the data; these checks make sure what they read is
-what the preset defines: every committed run is one of ``cifar10-cpu``'s configs,
+what the presets define: every committed run is one of ``cifar10-cpu``'s or
+``cifar10-cpu-gamma``'s configs,
 stored under its own key, read back as finished by lakt, and small enough to commit.
 """
 import json
@@ -17,15 +18,15 @@ def committed_metrics():
 
 
 def test_every_committed_run_is_a_cifar10_cpu_run_that_lakt_reads_as_finished():
-    configs = {c.key: c for c in ex.preset("cifar10-cpu")}
+    configs = {c.key: c for name in ("cifar10-cpu", "cifar10-cpu-gamma") for c in ex.preset(name)}
     paths = committed_metrics()
     assert paths, "results/ holds no finished runs"
     for path in paths:
         metrics = json.loads(path.read_text())
         config = configs.get(metrics["key"])
-        assert config is not None, f"{path}: not a run of the cifar10-cpu preset"
-        assert path.parent == config.folder(RESULTS) and metrics["config"] == config.to_dict()
-        assert json.loads((path.parent / "config.json").read_text()) == config.to_dict()
+        assert config is not None, f"{path}: not a run of the cifar10-cpu(-gamma) presets"
+        assert path.parent == config.folder(RESULTS) and ex.RunConfig.from_dict(metrics["config"]) == config
+        assert ex.RunConfig.from_dict(json.loads((path.parent / "config.json").read_text())) == config
         assert ex.load_result(config, RESULTS) == metrics
     teacher = configs[ex.get_preset("cifar10-cpu").teacher("folder").key]
     assert ex.load_result(teacher, RESULTS) is not None, "the students' teacher must be committed"
