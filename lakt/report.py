@@ -9,8 +9,9 @@ and the results folder (``runs/``); nothing here trains.
   Tables 1 and 2 (students distilled from a teacher on per-class subsets);
 * :func:`robustness_table` / :func:`plot_robustness` / :func:`robustness_reading` --
   Table 3 (accuracy under Gaussian input noise);
-* :func:`paired_differences` / :func:`differences_reading` -- the beyond-the-paper
-  methods against single-output Jacobian matching, paired by seed;
+* :func:`paired_differences` / :func:`plot_paired_differences` / :func:`differences_reading` --
+  methods against a reference row, paired by seed (the beyond-the-paper methods against
+  single-output Jacobian matching; Act+Jac at several Jacobian weights γ against Act);
 * :func:`beside_paper` -- our table next to the paper's, with the difference (or,
   when our dataset is not the paper's, each row's gain over a baseline);
 * :func:`provenance` -- the one line that says where the numbers come from;
@@ -442,6 +443,34 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=2, frameon=False,
                bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.2 if len(handles) > 4 else 0.12, 1, 1))
+    return fig
+
+
+def plot_paired_differences(diff: pd.DataFrame, *, title: str = ""):
+    """Each row of :func:`paired_differences` against examples per class (log x), with 0 drawn.
+
+    Error bars are the std of the paired differences over seeds, so a bar clear of the
+    zero line is a difference beyond the seeds' spread -- the point such a comparison
+    has to make, which accuracy curves a point apart cannot show.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    means, stds = diff["mean"].astype(float), diff["std"].astype(float)
+    sizes = [float(c) for c in means.columns]
+    colors = dict(zip(means.index, _palette("viridis", len(means.index))))
+    with sns.axes_style("whitegrid"):
+        fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    ax.axhline(0, color="0.35", lw=1)
+    for row in means.index:
+        ax.errorbar(sizes, means.loc[row].to_numpy(), yerr=stds.loc[row].fillna(0).to_numpy(), marker="o", ms=4,
+                    capsize=3, color=colors[row], label=row)
+    _log_x(ax, sizes)
+    ax.set_xlabel("training examples per class (log scale)")
+    ax.set_ylabel("paired difference (accuracy points)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small")
+    fig.tight_layout()
     return fig
 
 

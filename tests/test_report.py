@@ -305,6 +305,19 @@ def test_plot_transfer_draws_one_line_per_method_on_log_x(smoke):
     plt.close(fig)
 
 
+def test_plot_paired_differences_one_line_per_comparison_around_zero():
+    diff = pd.DataFrame({("mean", 5): [1.0, -2.0], ("mean", 10): [0.5, 0.0],
+                         ("std", 5): [0.2, 1.0], ("std", 10): [float("nan"), 0.3]},
+                        index=["A − B", "C − B"])
+    fig = report.plot_paired_differences(diff)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and len(ax.containers) == 2
+    assert list(ax.containers[1].lines[0].get_ydata()) == [-2.0, 0.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["A − B", "C − B"]
+    assert any(list(line.get_ydata()) == [0, 0] for line in ax.lines)  # the zero line
+    plt.close(fig)
+
+
 def test_plot_robustness_one_line_per_penalty(smoke):
     results, _, robust, _ = smoke
     table = report.robustness_table(robust, results)
