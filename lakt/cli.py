@@ -142,8 +142,9 @@ def _command(args) -> int:
 
     device = _check_device(getattr(args, "device", None))
     if args.command == "presets":
+        width = max(map(len, ex.PRESETS))
         for name in ex.PRESETS:
-            print(f"{name:12s} {len(ex.preset(name)):4d} runs  {ex.PRESETS[name].description}")
+            print(f"{name:{width}s} {len(ex.preset(name)):4d} runs  {ex.PRESETS[name].description}")
         return 0
     if args.command == "noise":
         from .data import load

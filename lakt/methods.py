@@ -55,7 +55,7 @@ class Method:
     def needs_clean_teacher_targets(self) -> bool:
         """Teacher logits/gradient at the clean x: not for noisy-input matching alone,
         which queries the teacher only at x + xi (a teacher backward saved per step)."""
-        return self.needs_teacher and (self.noise_sigma == 0 or self.jac > 0 or self.needs_student_gradient)
+        return self.needs_teacher and (self.noise_sigma == 0 or self.needs_student_gradient)
 
 
 METHODS: dict[str, Method] = {
@@ -89,9 +89,20 @@ METHOD_LABELS = {
 }
 
 
-def method_label(row: str) -> str:
-    """The paper's name of a method (or a ``"<method> γ=<weight>"`` row of lakt's tables)."""
+def row_name(method: str, jac_weight: float = 1.0) -> str:
+    """A table row: the method, with its Jacobian weight when not the paper's 1 ("act+jac γ=100")."""
+    return method if jac_weight == 1 else f"{method} γ={jac_weight:g}"
+
+
+def split_row_name(row: str) -> tuple[str, str]:
+    """(method, weight text or "") of a :func:`row_name`."""
     method, _, gamma = str(row).partition(" γ=")
+    return method, gamma
+
+
+def method_label(row: str) -> str:
+    """The paper's name of a method, or of a :func:`row_name` row with its weight."""
+    method, gamma = split_row_name(row)
     return METHOD_LABELS.get(method, method) + (f" (γ = {gamma})" if gamma else "")
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import experiments as ex
 from .errors import require
-from .methods import PAPER_METHODS, method_label
+from .methods import PAPER_METHODS, method_label, row_name, split_row_name
 
 DATASET_LABELS = {
     "digits": "digits (scikit-learn 8×8 digits, upsampled to 32×32)",
@@ -126,11 +126,11 @@ def reproduce_commands(chapter: str, dataset: str, preset: str = "paper") -> str
 
 def run_label(config: ex.RunConfig) -> str:
     """A student's row name: its method, with the Jacobian weight when not the paper's 1."""
-    return config.method if config.jac_weight == 1 else f"{config.method} γ={config.jac_weight:g}"
+    return row_name(config.method, config.jac_weight)
 
 
 def _short(label: str) -> str:
-    method, _, gamma = label.partition(" γ=")
+    method, gamma = split_row_name(label)
     return _SHORT.get(method, method) + (f" γ={gamma}" if gamma else "")
 
 
@@ -235,8 +235,9 @@ def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
     ``term``: ``"ce"``, ``"act"`` or ``"jac"``, as the training history records them;
     ``epoch``: which history row (-1: the last, 0: the first). Only methods that train
     with ``term`` are rows (one per Jacobian weight γ, :func:`run_label`); the history
-    stores the weighted term, the table the term itself (``"jac"`` divided by γ). With all constants 1 the terms are simply added, so their
-    sizes say which one the optimiser is actually following -- e.g. whether the
+    stores the weighted term, the table the term itself (``"jac"`` divided by γ). With
+    all constants 1 the terms are simply added, so their sizes say which one the
+    optimiser is actually following -- e.g. whether the
     normalised Jacobian term (0: same direction as the teacher's gradient, 2:
     unrelated directions, 4: opposite) moves at all next to a squared logit error.
     """
