@@ -58,15 +58,23 @@ def ensure_venv() -> None:
     stamp.write_text(want)
 
 
+def _env() -> dict:
+    """Fixed hash seed and allocator thresholds: the same outputs and timings in every task."""
+    return dict(os.environ, PYTHONHASHSEED="0", **STEADY_MALLOC)
+
+
+def _execute_chapter(name: str, out, *params: str) -> None:
+    sh(PY, "-m", "papermill", f"notebooks/{name}.ipynb", out, *params, "--cwd", "notebooks",
+       "--no-progress-bar", env=_env())
+
+
 def book(preset: str, chapters: list[str]) -> None:
     """Execute the chapters headless with papermill into book/, then build the HTML."""
-    env = dict(os.environ, PYTHONHASHSEED="0", **STEADY_MALLOC)
     for name in chapters:
         began = time.perf_counter()
-        sh(PY, "-m", "papermill", f"notebooks/{name}.ipynb", f"book/{name}.ipynb",
-           "-p", "preset", preset, "--cwd", "notebooks", "--no-progress-bar", env=env)
+        _execute_chapter(name, f"book/{name}.ipynb", "-p", "preset", preset)
         print(f"  {name}: {time.perf_counter() - began:.0f} s", flush=True)
-    sh(VENV / "bin" / "jupyter-book", "build", "book/", env=env)
+    sh(VENV / "bin" / "jupyter-book", "build", "book/", env=_env())
     print(f"book: {ROOT / 'book/_build/html/index.html'}")
 
 
@@ -87,16 +95,15 @@ def store(chapters: list[str]) -> None:
     What nbval compares against: run after changing a chapter, or the committed
     results/ it reads, then commit the notebooks.
     """
-    env = dict(os.environ, PYTHONHASHSEED="0", **STEADY_MALLOC)
     for name in chapters:
         executed = ROOT / "book" / f".{name}.stored.ipynb"
-        sh(PY, "-m", "papermill", f"notebooks/{name}.ipynb", executed, "--cwd", "notebooks", "--no-progress-bar", env=env)
+        _execute_chapter(name, executed)
         sh(PY, "-c", _STRIP, executed, f"notebooks/{name}.ipynb")
         executed.unlink()
 
 
 def test(extra: list[str]) -> None:
-    env = dict(os.environ, PYTHONHASHSEED="0", **STEADY_MALLOC)
+    env = _env()
     sh(PY, "-m", "pytest", "tests", *extra, env=env)
     sh(PY, "-m", "pytest", "--nbval", "notebooks", "--nbval-sanitize-with", "notebooks/sanitize.cfg", *extra, env=env)
 

@@ -382,7 +382,7 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     method = get_method(config.method, noise_sigma=config.noise_sigma, penalty=config.penalty,
                         jac_weight=config.jac_weight)
     cache = None
-    if teacher is not None and method.noise_sigma == 0 and method.projections == 0:
+    if teacher is not None and method.teacher_targets_cacheable:
         cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output)
     objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache,
                           precision=config.precision)

@@ -52,6 +52,11 @@ class Method:
         return self.jac > 0 or self.jacnorm > 0
 
     @property
+    def teacher_targets_cacheable(self) -> bool:
+        """Per-image teacher targets are the same every epoch: no perturbed inputs, no random projections."""
+        return self.noise_sigma == 0 and self.projections == 0
+
+    @property
     def needs_clean_teacher_targets(self) -> bool:
         """Teacher logits/gradient at the clean x: not for noisy-input matching alone,
         which queries the teacher only at x + xi (a teacher backward saved per step)."""
@@ -224,8 +229,7 @@ class Objective:
         require(not method.needs_teacher or teacher is not None, "this method needs a teacher model")
         self.method, self.jacobian_form, self.output = method, jacobian_form, output
         self.teacher = freeze(teacher) if teacher is not None else None
-        cacheable = method.noise_sigma == 0 and method.projections == 0
-        self.cache = cache if cacheable else None
+        self.cache = cache if method.teacher_targets_cacheable else None
 
     def _autocast(self, x: torch.Tensor):
         if self.autocast_dtype is None:
