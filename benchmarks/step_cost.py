@@ -5,7 +5,7 @@
 
 For each trained network (VGG-4 student or VGG-9, both with a VGG-9 teacher of the
 same width), width, batch size and method, one training step -- objective, backward
-(double backward for the Jacobian terms) and Adam update, exactly as lakt.train.fit
+(double backward for the Jacobian terms) and Adam update, exactly as lakt.core.train.fit
 does it -- is timed on synthetic images already on the device. All methods of one
 (network, width, batch) are timed in one process, interleaved step by step, and the
 median of ``--steps`` rounds after ``--warmup`` is reported with the ratio to plain
@@ -50,9 +50,10 @@ def setup(spec: dict):
     """Build one (model, width, batch, method, teacher mode) and return its training step."""
     import torch
 
-    from lakt import models
-    from lakt.methods import Objective, TeacherCache, get_method
-    from lakt.train import train_step
+    from lakt.core import models
+    from lakt.core.methods import get_method
+    from lakt.core.objective import Objective, TeacherCache
+    from lakt.core.train import train_step
 
     torch.manual_seed(0)
     device = torch.device(spec["device"])
@@ -173,7 +174,7 @@ def profile_step(spec: dict, steps: int = 5) -> list[dict]:
 
 def explain_misses(table, device: str) -> None:
     """For every setting whose target is missed, print the measured reason (a profile)."""
-    from lakt.cost import targets
+    from lakt.analysis.cost import targets
 
     checks = targets(table)
     print("\ntargets:")

@@ -1,12 +1,26 @@
 """lakt: Local Affine Approximators for Improving Knowledge Transfer, in PyTorch.
 
-Modules, one idea each: ``models`` (VGG-9 / VGG-4), ``jacobian`` (input gradients),
-``affine`` (f(x) = grad f(x)^T x and
-the Taylor remainder, Section 3), ``losses`` (the paper's loss terms), ``methods`` (their combinations and presets),
-``propositions`` (Monte-Carlo checks of Props 1-2, Eqs 2-3), ``data`` (datasets,
-subsets, on-device loader), ``train`` (the loop), ``robustness`` (Table 3 protocol),
-``paper`` (the paper's tables), ``experiments`` (runs, presets, results cache),
-``report`` (the tables and figures of chapters 3-5),
-``storage`` (atomic files and run claims) and ``cli``.
+Three layers, one subpackage each:
+
+* :mod:`lakt.core` -- what a user imports for their own training: ``models`` (VGG-9 /
+  VGG-4), ``jacobian`` (per-sample input gradients), ``losses`` (the paper's terms),
+  ``methods`` (their weighted combinations), ``objective`` (one step's loss), ``data``,
+  ``train`` (the loop) and ``robustness`` (the Table 3 protocol);
+* :mod:`lakt.runs` -- configs and presets, the results cache, claims, the CLI;
+* :mod:`lakt.analysis` -- what the book's chapters compute and show.
+
+The names most users need are importable from ``lakt`` itself.
 """
+from . import analysis, core, runs
+from .core.errors import LaktError
+from .core.jacobian import full_jacobian, logits_and_gradient, output_gradient
+from .core.methods import METHODS, PAPER_METHODS, Method, get_method
+from .core.models import build, vgg4, vgg9
+from .core.objective import Objective, TeacherCache
+from .core.robustness import noise_robustness
+from .core.train import evaluate, fit
+
 __version__ = "0.1.0"
+__all__ = ["analysis", "core", "runs", "LaktError", "full_jacobian", "logits_and_gradient", "output_gradient",
+           "METHODS", "PAPER_METHODS", "Method", "get_method", "build", "vgg4", "vgg9", "Objective",
+           "TeacherCache", "noise_robustness", "evaluate", "fit"]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from lakt import models
+from lakt.core import models
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from lakt import experiments as ex
-from lakt.cli import main
+from lakt import runs
+from lakt.runs.cli import main
 
 SUBCOMMANDS = ["teacher", "student", "robust", "noise", "sweep", "presets"]
 
@@ -26,8 +26,8 @@ def test_help(sub, capsys):
 def finished(tmp_path_factory):
     """A results folder with the smoke preset's teacher, a student and a robust net."""
     results = tmp_path_factory.mktemp("finished")
-    smoke = ex.preset("smoke")
-    ex.sweep([smoke[1], smoke[-1]], results, progress=False)
+    smoke = runs.preset("smoke")
+    runs.sweep([smoke[1], smoke[-1]], results, progress=False)
     return results
 
 
@@ -37,7 +37,7 @@ def snapshot(folder):
 
 
 def checkpoint_of(finished, kind):
-    config = next(c for c in ex.preset("smoke") if c.kind == kind)
+    config = next(c for c in runs.preset("smoke") if c.kind == kind)
     return str(config.folder(finished) / "model.pt")
 
 
@@ -92,7 +92,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_no_results(argv, expect, finis
 
 
 def test_no_traceback_from_a_real_process(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "lakt.cli", "teacher", "--dataset", "folder", "--data-root",
+    done = subprocess.run([sys.executable, "-m", "lakt.runs.cli", "teacher", "--dataset", "folder", "--data-root",
                            str(tmp_path / "nowhere"), "--quiet"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1

@@ -8,8 +8,8 @@ import torch
 from torchvision import datasets
 from PIL import Image
 
-from lakt import data
-from lakt.errors import LaktError
+from lakt.core import data
+from lakt.core.errors import LaktError
 
 
 # ---------------------------------------------------------------- per-class subsets

@@ -4,28 +4,28 @@ import os
 
 import pytest
 
-from lakt import experiments as ex
-from lakt.methods import PAPER_METHODS
-from lakt.errors import LaktError
-from lakt.storage import Claim
+from lakt import runs
+from lakt.core.methods import PAPER_METHODS
+from lakt.core.errors import LaktError
+from lakt.runs.claims import Claim
 
 
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    ex.sweep(ex.preset("smoke"), results, progress=False)
+    runs.sweep(runs.preset("smoke"), results, progress=False)
     return results
 
 
 def test_keys_are_stable_and_distinguish_configs():
-    a = ex.RunConfig("teacher", width=0.25)
-    assert a.key == ex.RunConfig("teacher", width=0.25).key
-    assert a.key != ex.RunConfig("teacher", width=0.5).key
-    assert ex.RunConfig.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+    a = runs.RunConfig("teacher", width=0.25)
+    assert a.key == runs.RunConfig("teacher", width=0.25).key
+    assert a.key != runs.RunConfig("teacher", width=0.5).key
+    assert runs.RunConfig.from_dict(json.loads(json.dumps(a.to_dict()))) == a
 
 
 def test_presets_hold_the_paper_protocol():
-    paper = ex.get_preset("paper")
+    paper = runs.get_preset("paper")
     c10 = paper.transfer("cifar10")
     students = [c for c in c10 if c.kind == "student"]
     assert len(students) == 6 * 7 and {c.n_per_class for c in students} == {5, 10, 50, 100, 500, 1000, 5000}
@@ -34,34 +34,34 @@ def test_presets_hold_the_paper_protocol():
     assert {c.penalty for c in paper.robustness()} == {0.0, 0.01, 0.1, 0.5, 1.0}
     assert paper.robustness()[0].dataset == "cifar100"
     with pytest.raises(LaktError, match="unknown preset"):
-        ex.preset("huge")
+        runs.preset("huge")
 
 
 def test_smoke_sweep_finishes_every_run(smoke_results):
-    table = ex.collect(ex.preset("smoke"), smoke_results)
-    assert len(table) == len(ex.preset("smoke"))
+    table = runs.collect(runs.preset("smoke"), smoke_results)
+    assert len(table) == len(runs.preset("smoke"))
     assert table["test_acc"].between(0, 100).all()
-    teacher = ex.load_result(ex.preset("smoke")[0], smoke_results)
+    teacher = runs.load_result(runs.preset("smoke")[0], smoke_results)
     assert teacher["test_acc"] > 50  # two epochs on digits already learn
-    robust = [c for c in ex.preset("smoke") if c.kind == "robust"][0]
-    noise = ex.load_result(robust, smoke_results)["noise"]
+    robust = [c for c in runs.preset("smoke") if c.kind == "robust"][0]
+    noise = runs.load_result(robust, smoke_results)["noise"]
     assert [r["sigma"] for r in noise] == [0.0, 0.1, 0.2, 0.3, 0.4]
 
 
 def test_finished_runs_are_skipped(smoke_results):
-    config = ex.preset("smoke")[1]
-    before = ex.load_result(config, smoke_results)
-    again = ex.run(config, smoke_results, progress=False)
+    config = runs.preset("smoke")[1]
+    before = runs.load_result(config, smoke_results)
+    again = runs.run(config, smoke_results, progress=False)
     assert again == before  # read back, not recomputed (seconds would differ)
 
 
 def test_a_corrupt_metrics_file_is_reported_and_redone(smoke_results, capsys):
-    config = ex.preset("smoke")[2]
+    config = runs.preset("smoke")[2]
     path = config.folder(smoke_results) / "metrics.json"
     path.write_text('{"key": "trunc')
-    assert ex.load_result(config, smoke_results) is None
+    assert runs.load_result(config, smoke_results) is None
     assert "corrupt" in capsys.readouterr().err
-    redone = ex.run(config, smoke_results, progress=False)
+    redone = runs.run(config, smoke_results, progress=False)
     assert redone["key"] == config.key and json.loads(path.read_text())["key"] == config.key
 
 
@@ -69,20 +69,20 @@ def test_robust_runs_are_finished_without_their_weights_but_teachers_are_not(smo
     """results/ commits the noise curves of the penalised nets, not their 2 MB weights."""
     import shutil
 
-    teacher, robust = ex.preset("smoke")[0], [c for c in ex.preset("smoke") if c.kind == "robust"][0]
+    teacher, robust = runs.preset("smoke")[0], [c for c in runs.preset("smoke") if c.kind == "robust"][0]
     for config in (teacher, robust):
         shutil.copytree(config.folder(smoke_results), config.folder(tmp_path))
         (config.folder(tmp_path) / "model.pt").unlink()
-    assert ex.load_result(robust, tmp_path) == ex.load_result(robust, smoke_results)
-    assert ex.load_result(teacher, tmp_path) is None  # students need the teacher's weights
+    assert runs.load_result(robust, tmp_path) == runs.load_result(robust, smoke_results)
+    assert runs.load_result(teacher, tmp_path) is None  # students need the teacher's weights
 
 
 def test_shards_split_the_configs():
-    configs = ex.preset("smoke")
-    assert ex.parse_shard("2/3") == (2, 3)
+    configs = runs.preset("smoke")
+    assert runs.parse_shard("2/3") == (2, 3)
     for bad in ("0/2", "3/2", "a/b", "1"):
         with pytest.raises(LaktError, match="--shard"):
-            ex.parse_shard(bad)
+            runs.parse_shard(bad)
     parts = [configs[i - 1::3] for i in (1, 2, 3)]
     assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in configs)
 
@@ -103,7 +103,7 @@ def test_bad_configs_are_user_errors():
                    {"kind": "teacher", "method": "magic"}, {"kind": "robust", "sigmas": (-0.1,)},
                    {"kind": "student"}):
         with pytest.raises(LaktError):
-            ex.RunConfig(**kwargs)
+            runs.RunConfig(**kwargs)
 
 
 def test_a_held_claim_keeps_beating_while_its_holder_works(tmp_path):
@@ -119,35 +119,35 @@ def test_a_held_claim_keeps_beating_while_its_holder_works(tmp_path):
 
 
 def test_cifar10_cpu_preset_is_the_issue_protocol():
-    runs = ex.preset("cifar10-cpu")
-    students = [c for c in runs if c.kind == "student"]
-    assert {c.dataset for c in runs} == {"folder"} and {c.width for c in runs} == {0.25}
+    configs = runs.preset("cifar10-cpu")
+    students = [c for c in configs if c.kind == "student"]
+    assert {c.dataset for c in configs} == {"folder"} and {c.width for c in configs} == {0.25}
     assert {c.n_per_class for c in students} == {5, 10, 50, 100, 500} and {c.seed for c in students} == {0, 1, 2}
     assert set(PAPER_METHODS) | {"noisy-act", "act+fulljac"} == {c.method for c in students}
     assert all(c.jacobian_form == "normalized" and c.noise_sigma == 0.3 for c in students)
-    robust = [c for c in runs if c.kind == "robust"]
+    robust = [c for c in configs if c.kind == "robust"]
     assert {c.penalty for c in robust} == {0.0, 0.01, 0.1, 0.5, 1.0} and {c.seed for c in robust} == {0, 1}
 
 
 def test_gamma_follow_up_reuses_the_cifar10_cpu_runs():
     """Its Act and gamma = 1 students are cifar10-cpu's own (same keys: the committed
     results), so only the raised-gamma Act+Jac students are new."""
-    base = {c.key for c in ex.preset("cifar10-cpu")}
-    runs = ex.preset("cifar10-cpu-gamma")
-    new = [c for c in runs if c.key not in base]
-    assert len(runs) - len(new) == 1 + 2 * 4 * 3  # the teacher, Act and Act+Jac (gamma 1) at 4 sizes x 3 seeds
+    base = {c.key for c in runs.preset("cifar10-cpu")}
+    configs = runs.preset("cifar10-cpu-gamma")
+    new = [c for c in configs if c.key not in base]
+    assert len(configs) - len(new) == 1 + 2 * 4 * 3  # the teacher, Act and Act+Jac (gamma 1) at 4 sizes x 3 seeds
     assert {(c.method, c.jac_weight) for c in new} == {("act+jac", g) for g in (10.0, 100.0, 1000.0)}
-    assert len(new) == 3 * 4 * 3 and not [c for c in runs if c.kind == "robust"]
+    assert len(new) == 3 * 4 * 3 and not [c for c in configs if c.kind == "robust"]
     assert new[0].name == "student/folder/vgg4x0.25/act+jac/n5/gamma10/s0"
 
 
 def test_the_jacobian_weight_counts_in_the_key_only_when_not_one():
-    teacher = ex.RunConfig("teacher", width=0.25)
-    plain = ex.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher)
-    assert plain.key == ex.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=1.0).key
-    assert "jac_weight" not in ex._key_dict(plain.to_dict())  # older caches stay valid
-    assert plain.key != ex.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=10).key
+    teacher = runs.RunConfig("teacher", width=0.25)
+    plain = runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher)
+    assert plain.key == runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=1.0).key
+    assert "jac_weight" not in runs._key_dict(plain.to_dict())  # older caches stay valid
+    assert plain.key != runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=10).key
     with pytest.raises(LaktError, match="has no Jacobian term to weight"):
-        ex.RunConfig("student", method="act", n_per_class=5, teacher=teacher, jac_weight=10)
+        runs.RunConfig("student", method="act", n_per_class=5, teacher=teacher, jac_weight=10)
     with pytest.raises(LaktError, match="Jacobian weight must be > 0"):
-        ex.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=0)
+        runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=0)

@@ -2,7 +2,7 @@
 import torch
 from torch.func import jacrev, vmap
 
-from lakt import jacobian
+from lakt.core import jacobian
 
 
 def reference_jacobian(model, x):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from lakt import losses
+from lakt.core import losses
 
 
 def t(*rows):

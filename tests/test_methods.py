@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from lakt import jacobian, losses, models
-from lakt.errors import LaktError
-from lakt.methods import METHODS, PAPER_METHODS, Objective, TeacherCache, get_method
+from lakt.core import jacobian, losses, models
+from lakt.core.errors import LaktError
+from lakt.core.methods import METHODS, PAPER_METHODS, get_method
+from lakt.core.objective import Objective, TeacherCache
 
 
 @pytest.fixture

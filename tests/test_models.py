@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from lakt import models
-from lakt.errors import LaktError
+from lakt.core import models
+from lakt.core.errors import LaktError
 
 
 def conv_channels(net):

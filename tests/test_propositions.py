@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from lakt import propositions
+from lakt.analysis import propositions
 
 
 def relu_net(seed):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lakt import experiments as ex
+from lakt import runs
 
-SWEEP = [sys.executable, "-m", "lakt.cli", "sweep", "--preset", "smoke", "--quiet", "--results"]
+SWEEP = [sys.executable, "-m", "lakt.runs.cli", "sweep", "--preset", "smoke", "--quiet", "--results"]
 TIMING = {"seconds"}
 
 
@@ -25,8 +25,8 @@ def comparable(metrics: dict) -> dict:
 
 def results_of(folder: Path) -> dict:
     out = {}
-    for config in ex.preset("smoke"):
-        metrics = ex.load_result(config, folder)
+    for config in runs.preset("smoke"):
+        metrics = runs.load_result(config, folder)
         assert metrics is not None, f"{config.name} did not finish in {folder}"
         out[config.key] = comparable(metrics)
     return out
@@ -76,10 +76,10 @@ def test_two_shards_at_once_never_run_a_config_twice(tmp_path, reference):
 
 def test_truncated_model_file_is_detected_and_the_run_redone(tmp_path, reference):
     subprocess.run(SWEEP + [str(tmp_path)], check=True, capture_output=True)
-    teacher = ex.preset("smoke")[0]
+    teacher = runs.preset("smoke")[0]
     model = teacher.folder(tmp_path) / "model.pt"
     model.write_bytes(model.read_bytes()[:100])
-    student = ex.preset("smoke")[1]
+    student = runs.preset("smoke")[1]
     (student.folder(tmp_path) / "metrics.json").unlink()
     done = subprocess.run(SWEEP + [str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

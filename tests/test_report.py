@@ -1,4 +1,4 @@
-"""lakt.report: the tables, comparisons, figures and provenance of chapters 3-5.
+"""lakt.analysis.report: the tables, comparisons, figures and provenance of chapters 3-5.
 
 Real `smoke` runs (trained once per module into a temporary results folder) check the
 plumbing; hand-written metrics files check the arithmetic against numbers computed here
@@ -16,11 +16,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from lakt import experiments as ex  # noqa: E402
-from lakt import paper, report  # noqa: E402
-from lakt.errors import LaktError  # noqa: E402
-from lakt.methods import PAPER_METHODS  # noqa: E402
-from lakt.storage import atomic_save, atomic_write_json  # noqa: E402
+from lakt import runs  # noqa: E402
+from lakt.analysis import figures, paper, readings, report  # noqa: E402
+from lakt.core.errors import LaktError  # noqa: E402
+from lakt.core.methods import PAPER_METHODS  # noqa: E402
+from lakt.core.files import atomic_save, atomic_write_json  # noqa: E402
 
 SEEDS = (0, 1)
 
@@ -31,7 +31,7 @@ def smoke(tmp_path_factory):
     results = tmp_path_factory.mktemp("runs")
     transfer = report.transfer_runs("smoke", "digits", SEEDS)
     robust = report.robustness_runs("smoke", "digits")
-    metrics = ex.sweep(transfer + robust, results, progress=False)
+    metrics = runs.sweep(transfer + robust, results, progress=False)
     return results, transfer, robust, metrics
 
 
@@ -50,13 +50,13 @@ def fake_result(config, results, **metrics):
 # ---------------------------------------------------------------- which runs
 
 def test_with_seeds_replaces_seeds_but_keeps_the_teacher():
-    smoke = ex.get_preset("smoke")
+    smoke = runs.get_preset("smoke")
     p = smoke.with_seeds([3, 4])
     assert p.seeds == (3, 4) and p.robust_seeds == (3, 4)
-    runs = report.transfer_runs("smoke", "digits", [3, 4])
-    assert {c.seed for c in runs[1:]} == {3, 4}
-    assert runs[0].key == ex.PRESETS["smoke"].teacher("digits").key  # cached teacher reused
-    assert smoke.with_seeds(None) is ex.PRESETS["smoke"]
+    configs = report.transfer_runs("smoke", "digits", [3, 4])
+    assert {c.seed for c in configs[1:]} == {3, 4}
+    assert configs[0].key == runs.PRESETS["smoke"].teacher("digits").key  # cached teacher reused
+    assert smoke.with_seeds(None) is runs.PRESETS["smoke"]
     assert smoke.with_seeds("0,2").seeds == (0, 2) == smoke.with_seeds("[0, 2]").seeds
     assert smoke.with_seeds(5).seeds == (5,)
     with pytest.raises(LaktError):
@@ -66,10 +66,10 @@ def test_with_seeds_replaces_seeds_but_keeps_the_teacher():
 
 
 def test_transfer_and_robustness_runs_follow_the_preset():
-    runs = report.transfer_runs("cpu", "digits")
-    p = ex.PRESETS["cpu"]
-    assert runs[0].kind == "teacher"
-    assert len(runs) - 1 == len(p.methods) * len(ex.SIZES["digits"]) * len(p.seeds)
+    configs = report.transfer_runs("cpu", "digits")
+    p = runs.PRESETS["cpu"]
+    assert configs[0].kind == "teacher"
+    assert len(configs) - 1 == len(p.methods) * len(runs.SIZES["digits"]) * len(p.seeds)
     robust = report.robustness_runs("cpu", "digits", seeds=[7])
     assert sorted({c.penalty for c in robust}) == sorted(p.penalties) and {c.seed for c in robust} == {7}
 
@@ -122,8 +122,8 @@ def test_transfer_table_uses_only_finished_runs(tmp_path):
 
 def test_paired_differences_pair_by_seed(tmp_path):
     """Hand-made accuracies: the paired std is the std of per-seed differences, not of the raw runs."""
-    teacher = ex.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
-    configs = [ex.RunConfig("student", "digits", "vgg4", 0.125, m, n, s, 1, teacher=teacher)
+    teacher = runs.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
+    configs = [runs.RunConfig("student", "digits", "vgg4", 0.125, m, n, s, 1, teacher=teacher)
                for m in ("act+jac", "noisy-act", "act+fulljac") for n in (5, 10) for s in (0, 1, 2)]
     acc = {("act+jac", 0): 50.0, ("act+jac", 1): 60.0, ("act+jac", 2): 70.0,  # big seed-to-seed spread...
            ("noisy-act", 0): 51.0, ("noisy-act", 1): 62.0, ("noisy-act", 2): 73.0,  # ...tiny paired spread
@@ -139,7 +139,7 @@ def test_paired_differences_pair_by_seed(tmp_path):
     assert diff["text"].loc["Noisy-Act − Act+Jac", 10] == "2.00 ± 1.00"
     assert diff["mean"].loc["Act+FullJac − Act+Jac", 5] == pytest.approx(-1.0)
     assert diff["seeds"].loc["Act+FullJac − Act+Jac", 5] == 2 and diff["std"].loc["Act+FullJac − Act+Jac", 5] == 0
-    reading = report.differences_reading(diff)
+    reading = readings.differences_reading(diff)
     assert "**Noisy-Act − Act+Jac:** positive at 2 of 2 sizes, mean +2.00 points; clearly above zero (mean > seed std) at 2, clearly below at 0." in reading
     assert "**Act+FullJac − Act+Jac:** positive at 0 of 2 sizes, mean -1.00 points; clearly above zero (mean > seed std) at 0, clearly below at 2." in reading
     with pytest.raises(LaktError, match="no finished 'ce' runs"):
@@ -147,8 +147,8 @@ def test_paired_differences_pair_by_seed(tmp_path):
 
 
 def test_loss_terms_read_the_histories(tmp_path):
-    teacher = ex.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
-    configs = [ex.RunConfig("student", "digits", "vgg4", 0.125, m, 5, s, 2, teacher=teacher)
+    teacher = runs.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
+    configs = [runs.RunConfig("student", "digits", "vgg4", 0.125, m, 5, s, 2, teacher=teacher)
                for m in ("ce", "act+jac") for s in (0, 1)]
     for c in configs:
         terms = [{"ce": 2.0 + c.seed}, {"ce": 1.0 + c.seed}] if c.method == "ce" else \
@@ -160,7 +160,7 @@ def test_loss_terms_read_the_histories(tmp_path):
     assert report.loss_terms(configs, tmp_path, "ce").loc["ce", 5] == pytest.approx(1.5)
     act = pd.DataFrame({5: [950.0], 10: [800.0]}, index=["act+jac"])
     jac = pd.DataFrame({5: [1.99, 0.8], 10: [1.95, 1.5]}, index=["act+jac", "jac+ce"])
-    reading = report.term_balance_reading(act, jac)
+    reading = readings.term_balance_reading(act, jac)
     assert "starts between 800 and 950" in reading
     assert "(Act+Jac), the Jacobian term ends within 0.05 of 2" in reading
     assert "(Jac+CE), it ends at 0.80 at 5 per class (and 1.50 at 10)" in reading
@@ -169,8 +169,8 @@ def test_loss_terms_read_the_histories(tmp_path):
 
 
 def test_raised_jacobian_weights_are_rows_of_their_own(tmp_path):
-    teacher = ex.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
-    configs = [ex.RunConfig("student", "digits", "vgg4", 0.125, "act+jac", 5, s, 2, teacher=teacher, jac_weight=g)
+    teacher = runs.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
+    configs = [runs.RunConfig("student", "digits", "vgg4", 0.125, "act+jac", 5, s, 2, teacher=teacher, jac_weight=g)
                for g in (1.0, 10.0) for s in (0, 1)]
     for c in configs:  # the history stores the weighted term: gamma x (normalised term)
         fake_result(c, tmp_path, test_acc=40.0 + c.jac_weight + c.seed, history=[{"act": 5.0, "jac": c.jac_weight * 1.5}])
@@ -203,7 +203,7 @@ def test_robustness_table_equals_the_metrics_files(smoke):
     results, _, robust, _ = smoke
     table = report.robustness_table(robust, results)
     files = metrics_files(results, "robust")
-    penalties = ex.PRESETS["smoke"].penalties
+    penalties = runs.PRESETS["smoke"].penalties
     assert len(files) == len(penalties) and table["mean"].shape == (len(penalties), 5)
     for m in files:
         for row in m["noise"]:
@@ -211,7 +211,7 @@ def test_robustness_table_equals_the_metrics_files(smoke):
             assert table["mean"].loc[p, s] == pytest.approx(row["mean"])
             assert table["std"].loc[p, s] == pytest.approx(row["std"])
             assert table["draws"].loc[p, s] == row["trials"]
-    assert (table["draws"][0.0] == 1).all() and (table["draws"][0.4] == ex.PRESETS["smoke"].noise_trials).all()
+    assert (table["draws"][0.0] == 1).all() and (table["draws"][0.4] == runs.PRESETS["smoke"].noise_trials).all()
 
 
 def test_robustness_table_pools_noise_draws_and_seeds(tmp_path):
@@ -224,7 +224,7 @@ def test_robustness_table_pools_noise_draws_and_seeds(tmp_path):
         fake_result(c, tmp_path, test_acc=99.0 - c.seed, noise=noise)
     table = report.robustness_table(configs, tmp_path)
     everything = draws[0] + draws[1]
-    for p in ex.PRESETS["smoke"].penalties:
+    for p in runs.PRESETS["smoke"].penalties:
         assert table["mean"].loc[p, 0.2] == pytest.approx(statistics.mean(everything))
         assert table["std"].loc[p, 0.2] == pytest.approx(statistics.stdev(everything))
         assert table["draws"].loc[p, 0.2] == 6 and table["seeds"].loc[p, 0.2] == 2
@@ -295,7 +295,7 @@ def test_teacher_beside_paper():
 def test_plot_transfer_draws_one_line_per_method_on_log_x(smoke):
     results, transfer, _, _ = smoke
     table = report.transfer_table(transfer, results)
-    fig = report.plot_transfer(table, paper=paper.table1(), teacher_acc=99.0, paper_teacher_acc=90.94)
+    fig = figures.plot_transfer(table, paper=paper.table1(), teacher_acc=99.0, paper_teacher_acc=90.94)
     ours, theirs = fig.axes
     assert ours.get_xscale() == "log" and theirs.get_xscale() == "log"
     assert len(ours.containers) == len(PAPER_METHODS) == len(theirs.containers)
@@ -309,7 +309,7 @@ def test_plot_paired_differences_one_line_per_comparison_around_zero():
     diff = pd.DataFrame({("mean", 5): [1.0, -2.0], ("mean", 10): [0.5, 0.0],
                          ("std", 5): [0.2, 1.0], ("std", 10): [float("nan"), 0.3]},
                         index=["A − B", "C − B"])
-    fig = report.plot_paired_differences(diff)
+    fig = figures.plot_paired_differences(diff)
     (ax,) = fig.axes
     assert ax.get_xscale() == "log" and len(ax.containers) == 2
     assert list(ax.containers[1].lines[0].get_ydata()) == [-2.0, 0.0]
@@ -321,7 +321,7 @@ def test_plot_paired_differences_one_line_per_comparison_around_zero():
 def test_plot_robustness_one_line_per_penalty(smoke):
     results, _, robust, _ = smoke
     table = report.robustness_table(robust, results)
-    fig = report.plot_robustness(table, paper=paper.table3())
+    fig = figures.plot_robustness(table, paper=paper.table3())
     ours, theirs = fig.axes
     assert len(ours.containers) == len(table) and len(theirs.containers) == 5
     assert [t.get_text() for t in ours.get_legend().get_texts()] == [f"penalty {p:g}" for p in table.index]
@@ -331,14 +331,14 @@ def test_plot_robustness_one_line_per_penalty(smoke):
 # ---------------------------------------------------------------- reading and provenance
 
 def test_robustness_findings_are_clean_largest_sigma_and_drop():
-    f = report.robustness_findings(report.paper_robustness_table(paper.table3()))
+    f = readings.robustness_findings(report.paper_robustness_table(paper.table3()))
     assert list(f.columns) == ["clean", "at σ=0.4", "drop"]
     assert f.loc[0.0].tolist() == pytest.approx([64.78, 17.69, 64.78 - 17.69])
     assert f.loc[1.0, "drop"] == pytest.approx(63.59 - 35.43)
 
 
 def test_transfer_findings_on_the_papers_table1():
-    f = report.transfer_findings(paper.table1())
+    f = readings.transfer_findings(paper.table1())
     assert f["distillation beats CE (cells ≤ low)"] == "20 of 20"
     assert f["Act+Jac beats Act (sizes ≤ low)"] == "4 of 4"
     assert f["Act+Jac − Act (points, ≤ low)"] == pytest.approx(np.mean([4.70, 4.42, 2.79, 1.85]))
@@ -348,23 +348,23 @@ def test_transfer_findings_on_the_papers_table1():
 def test_transfer_reading_follows_the_numbers():
     cols = pd.Index([5, 10], name="n_per_class")
     worse = pd.DataFrame([[30.0, 40.0], [20.0, 30.0], [19.0, 29.0]], index=["ce", "act", "act+jac"], columns=cols)
-    text = report.transfer_reading(worse, paper.table1())
+    text = readings.transfer_reading(worse, paper.table1())
     assert "Ours: **no**" in text and "ours higher at 0 of 2 sizes" in text
     better = worse.copy()
     better.loc["act"] += 20
     better.loc["act+jac"] += 25
-    text = report.transfer_reading(better, paper.table1())
+    text = readings.transfer_reading(better, paper.table1())
     assert "Ours: **yes**" in text and "ours higher at 2 of 2 sizes" in text and "+4.00 points" in text
 
 
 def test_robustness_reading_on_paper_and_on_a_counterexample():
-    text = report.robustness_reading(paper.table3(), paper.table3())
+    text = readings.robustness_reading(paper.table3(), paper.table3())
     assert text.count("flatten the curve? yes") == 2
     assert "penalty 0 loses 47.09 points and penalty 1 loses 28.16" in text
     t = report.paper_robustness_table(paper.table3())
     flipped = t.copy()
     flipped.index = flipped.index[::-1]  # larger penalty now drops *more*
-    assert "Ours: does a larger penalty flatten the curve? no" in report.robustness_reading(flipped.sort_index(), t)
+    assert "Ours: does a larger penalty flatten the curve? no" in readings.robustness_reading(flipped.sort_index(), t)
 
 
 def test_provenance_states_preset_data_seeds_hardware_and_torch(smoke):
@@ -380,7 +380,7 @@ def test_provenance_states_preset_data_seeds_hardware_and_torch(smoke):
     assert f"({spent:.0f} s of training, summed over runs)" in line or f"({spent / 60:.1f} min of training" in line
     assert report.provenance(robust, [], None).startswith("preset smoke ")  # inferred
     assert "0/2 runs finished" in report.provenance(robust, [], None)
-    custom = [ex.RunConfig("teacher", epochs=1)]
+    custom = [runs.RunConfig("teacher", epochs=1)]
     assert report.provenance(custom, []).startswith("preset custom ")
 
 

@@ -8,7 +8,7 @@ stored under its own key, read back as finished by lakt, and small enough to com
 import json
 from pathlib import Path
 
-from lakt import experiments as ex
+from lakt import runs
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -18,22 +18,22 @@ def committed_metrics():
 
 
 def test_every_committed_run_is_a_cifar10_cpu_run_that_lakt_reads_as_finished():
-    configs = {c.key: c for name in ("cifar10-cpu", "cifar10-cpu-gamma") for c in ex.preset(name)}
+    configs = {c.key: c for name in ("cifar10-cpu", "cifar10-cpu-gamma") for c in runs.preset(name)}
     paths = committed_metrics()
     assert paths, "results/ holds no finished runs"
     for path in paths:
         metrics = json.loads(path.read_text())
         config = configs.get(metrics["key"])
         assert config is not None, f"{path}: not a run of the cifar10-cpu(-gamma) presets"
-        assert path.parent == config.folder(RESULTS) and ex.RunConfig.from_dict(metrics["config"]) == config
-        assert ex.RunConfig.from_dict(json.loads((path.parent / "config.json").read_text())) == config
-        assert ex.load_result(config, RESULTS) == metrics
-    teacher = configs[ex.get_preset("cifar10-cpu").teacher("folder").key]
-    assert ex.load_result(teacher, RESULTS) is not None, "the students' teacher must be committed"
+        assert path.parent == config.folder(RESULTS) and runs.RunConfig.from_dict(metrics["config"]) == config
+        assert runs.RunConfig.from_dict(json.loads((path.parent / "config.json").read_text())) == config
+        assert runs.load_result(config, RESULTS) == metrics
+    teacher = configs[runs.get_preset("cifar10-cpu").teacher("folder").key]
+    assert runs.load_result(teacher, RESULTS) is not None, "the students' teacher must be committed"
 
 
 def test_committed_files_are_small():
-    model = ex.get_preset("cifar10-cpu").teacher("folder").folder(RESULTS) / "model.pt"
+    model = runs.get_preset("cifar10-cpu").teacher("folder").folder(RESULTS) / "model.pt"
     assert model.stat().st_size <= 10 * 2 ** 20  # the issue: the teacher's weights only if <= 10 MB
     assert not list(RESULTS.glob("robust/*/model.pt")) or not _tracked("results/robust")  # weights stay local
     assert sum(p.stat().st_size for p in committed_metrics()) <= 20 * 2 ** 20

@@ -4,10 +4,11 @@ import time
 import pytest
 import torch
 
-from lakt import data, models
-from lakt.errors import LaktError
-from lakt.methods import Objective, get_method
-from lakt.train import NonFiniteLoss, evaluate, fit, load_checkpoint, save_checkpoint
+from lakt.core import data, models
+from lakt.core.errors import LaktError
+from lakt.core.methods import get_method
+from lakt.core.objective import Objective
+from lakt.core.train import NonFiniteLoss, evaluate, fit, load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, digits):
 
 def test_slow_checkpoints_are_written_less_often(tmp_path, digits, monkeypatch):
     """One-batch epochs shorter than a checkpoint write: saves are spaced to cap their share of time."""
-    from lakt import train as train_lib
+    from lakt.core import train as train_lib
 
     saves = []
     real_save = train_lib.atomic_save

@@ -16,7 +16,7 @@ and makes two claims for piecewise-linear nets (ReLU, max-pooling):
    :func:`saturation_fraction` measures how many hard-tanh units sit at +-1.
 
 All functions take a model (put in eval mode), inputs ``x`` [B, ...] and the index of
-the output whose gradient is studied (one per input, as in :mod:`lakt.jacobian`). Use
+the output whose gradient is studied (one per input, as in :mod:`lakt.core.jacobian`). Use
 float64 models and inputs: the exact identities then hold to ~1e-15 instead of ~1e-7.
 """
 from __future__ import annotations
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import require
-from .jacobian import logits_and_gradient
+from ..core.errors import require
+from ..core.jacobian import logits_and_gradient
 
 # How many inputs / steps the chapter measures, per preset (smoke: seconds).
 SETTINGS = {

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import require
-from .methods import PAPER_METHODS
+from ..core.errors import require
+from ..core.methods import PAPER_METHODS
 from .paper import TABLE3_PENALTIES, table1, table2
 
 EPOCHS = 500

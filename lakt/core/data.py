@@ -150,7 +150,7 @@ def load_folder(root: str | os.PathLike) -> Dataset:
     Decoding 60,000 JPEGs takes a while, so the decoded uint8 tensors are cached
     in ``$LAKT_CACHE`` (default ``~/.cache/lakt``), keyed by the folder's path and listing.
     """
-    from .storage import atomic_save, load_tensors
+    from .files import atomic_save, load_tensors
 
     root = Path(root).expanduser()
     require(root.is_dir(), f"data folder {str(root)!r} does not exist; pass --data-root pointing at a folder with train/ and test/")

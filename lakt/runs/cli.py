@@ -6,11 +6,10 @@ with exit code 2 and no traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from .errors import LaktError, require
+from ..core.errors import LaktError, require
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +38,7 @@ _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 
 
 def _add_data(p):
-    from .data import DATASETS
+    from ..core.data import DATASETS
     p.add_argument("--dataset", default="digits", choices=DATASETS,
                    help="digits (offline default), cifar10, cifar100, or folder (ImageFolder layout)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset (not needed for digits)")
@@ -64,9 +63,9 @@ def _add_speed(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .experiments import PRESETS
-    from .methods import METHODS
-    from .robustness import PAPER_SIGMAS
+    from .presets import PRESETS
+    from ..core.methods import METHODS
+    from ..core.robustness import PAPER_SIGMAS
 
     parser = _Parser(prog="lakt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -138,48 +137,48 @@ def _summary(metrics: dict) -> str:
 
 
 def _command(args) -> int:
-    from . import experiments as ex
+    from .. import runs
 
     device = _check_device(getattr(args, "device", None))
     if args.command == "presets":
-        width = max(map(len, ex.PRESETS))
-        for name in ex.PRESETS:
-            print(f"{name:{width}s} {len(ex.preset(name)):4d} runs  {ex.PRESETS[name].description}")
+        width = max(map(len, runs.PRESETS))
+        for name in runs.PRESETS:
+            print(f"{name:{width}s} {len(runs.preset(name)):4d} runs  {runs.PRESETS[name].description}")
         return 0
     if args.command == "noise":
-        from .data import load
-        from .models import build
-        from .robustness import noise_robustness
-        from .train import load_checkpoint
+        from ..core.data import load
+        from ..core.models import build
+        from ..core.robustness import noise_robustness
+        from ..core.train import load_checkpoint
         ds = load(args.dataset, args.data_root, args.download)
         model = build(args.model, ds.num_classes, width=args.width, in_channels=ds.in_channels)
         load_checkpoint(model, Path(args.checkpoint))
         print(noise_robustness(model, ds.test, args.sigmas, args.trials, args.seed).to_string(index=False))
         return 0
     if args.command == "sweep":
-        configs = [ex.with_speed(c, args.precision, args.channels_last) for c in ex.preset(args.preset, args.dataset)]
+        configs = [runs.with_speed(c, args.precision, args.channels_last) for c in runs.preset(args.preset, args.dataset)]
         if any(c.dataset != "digits" for c in configs):
             require(args.data_root is not None, f"preset {args.preset!r} needs --data-root DIR")
-        done = ex.sweep(configs, Path(args.results), shard=args.shard, data_root=args.data_root,
+        done = runs.sweep(configs, Path(args.results), shard=args.shard, data_root=args.data_root,
                         download=args.download, device=device, progress=not args.quiet)
         print(f"{len(done)} runs finished in {args.results} (preset {args.preset}, shard {args.shard or '1/1'})")
         return 0
     common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size,
                   precision=args.precision, channels_last=args.channels_last)
     if args.command == "teacher":
-        config = ex.RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True, **common)
+        config = runs.RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True, **common)
     elif args.command == "robust":
-        config = ex.RunConfig("robust", model="vgg9", method="ce+jacnorm", epochs=args.epochs,
+        config = runs.RunConfig("robust", model="vgg9", method="ce+jacnorm", epochs=args.epochs,
                               penalty=args.penalty, sigmas=tuple(args.sigmas), noise_trials=args.trials,
                               save_model=True, **common)
     else:
-        teacher = ex.RunConfig("teacher", dataset=args.dataset, model="vgg9", width=args.width,
+        teacher = runs.RunConfig("teacher", dataset=args.dataset, model="vgg9", width=args.width,
                                epochs=args.teacher_epochs, batch_size=args.batch_size, save_model=True,
                                precision=args.precision, channels_last=args.channels_last)
-        config = ex.RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class,
+        config = runs.RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class,
                               epochs=args.epochs, jacobian_form=args.jacobian_form, output=args.output,
                               noise_sigma=args.noise_sigma, jac_weight=args.jac_weight, teacher=teacher, **common)
-    metrics = ex.run(config, Path(args.results), data_root=args.data_root, download=args.download,
+    metrics = runs.run(config, Path(args.results), data_root=args.data_root, download=args.download,
                      device=device, progress=not args.quiet)
     print(_summary(metrics))
     if "noise" in metrics:

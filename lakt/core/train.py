@@ -1,7 +1,7 @@
 """One training loop for teachers and students (supplementary, "Optimization").
 
 Adam at 1e-3, annealed once to 1e-4 at 80% of the epochs (the paper: 500 epochs,
-drop at 400). The loss of a step comes from an :class:`lakt.methods.Objective`, so
+drop at 400). The loss of a step comes from an :class:`lakt.core.objective.Objective`, so
 the same loop trains a teacher with cross-entropy, a student with any of the
 paper's methods, or a network with the Jacobian-norm penalty.
 
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .data import DeviceLoader, Split
 from .errors import LaktError, require
-from .storage import atomic_save, load_tensors, warn
+from .files import atomic_save, load_tensors, warn
 
 
 class NonFiniteLoss(LaktError):

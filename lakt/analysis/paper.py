@@ -1,6 +1,6 @@
 """The paper's reported numbers, transcribed as data (Tables 1, 2, 3 and the teachers).
 
-Rows are indexed by lakt's method names (see :data:`lakt.methods.PAPER_METHODS`);
+Rows are indexed by lakt's method names (see :data:`lakt.core.methods.PAPER_METHODS`);
 columns are examples per class (Tables 1-2) or the noise sigma (Table 3). Values are
 test accuracies in percent, exactly as printed in the paper.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .methods import PAPER_METHODS, method_label
+from ..core.methods import PAPER_METHODS, method_label
 
 TEACHER_ACCURACY = {"cifar10": 90.94, "cifar100": 64.78}
 """VGG-9 teachers' test accuracy (Section 5.1)."""

@@ -3,7 +3,7 @@
 Conventions, used everywhere in lakt: a squared error is summed over its vector
 (k logits, or the D input dimensions of a gradient) and averaged over the batch, so
 each term is the per-example quantity of Propositions 1 and 2, batch-averaged.
-Gradients are those of :mod:`lakt.jacobian`, shaped like the input.
+Gradients are those of :mod:`lakt.core.jacobian`, shaped like the input.
 """
 from __future__ import annotations
 

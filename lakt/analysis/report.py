@@ -2,7 +2,7 @@
 
 The chapters only narrate: every table, figure and reading of the results comes
 from here, so the three notebooks share one implementation and the unit tests
-cover it. Inputs are the :class:`lakt.experiments.RunConfig` lists of a preset
+cover it. Inputs are the :class:`lakt.runs.RunConfig` lists of a preset
 and the results folder (``runs/``); nothing here trains.
 
 * :func:`transfer_table` / :func:`plot_transfer` / :func:`transfer_reading` --
@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import experiments as ex
-from .errors import require
-from .methods import PAPER_METHODS, method_label, row_name, split_row_name
+from .. import runs
+from ..core.errors import require
+from ..core.methods import row_name, split_row_name
 
 DATASET_LABELS = {
     "digits": "digits (scikit-learn 8×8 digits, upsampled to 32×32)",
@@ -63,14 +63,14 @@ def same_data(dataset: str, paper_dataset: str) -> bool:
 
 # ---------------------------------------------------------------- which runs
 
-def transfer_runs(preset: str, dataset: str, seeds=None) -> list[ex.RunConfig]:
+def transfer_runs(preset: str, dataset: str, seeds=None) -> list[runs.RunConfig]:
     """Teacher first, then every student of Table 1/2 for ``dataset`` under ``preset``."""
-    return ex.get_preset(preset).with_seeds(seeds).transfer(dataset)
+    return runs.get_preset(preset).with_seeds(seeds).transfer(dataset)
 
 
-def robustness_runs(preset: str, dataset: str, seeds=None) -> list[ex.RunConfig]:
+def robustness_runs(preset: str, dataset: str, seeds=None) -> list[runs.RunConfig]:
     """The Jacobian-penalty VGG-9 runs of Table 3 (one per penalty and seed)."""
-    return ex.get_preset(preset).with_seeds(seeds).robustness(dataset)
+    return runs.get_preset(preset).with_seeds(seeds).robustness(dataset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +124,7 @@ def reproduce_commands(chapter: str, dataset: str, preset: str = "paper") -> str
 
 # ---------------------------------------------------------------- tables
 
-def run_label(config: ex.RunConfig) -> str:
+def run_label(config: runs.RunConfig) -> str:
     """A student's row name: its method, with the Jacobian weight when not the paper's 1."""
     return row_name(config.method, config.jac_weight)
 
@@ -135,13 +135,13 @@ def _short(label: str) -> str:
 
 
 def _finished(configs, results, kind):
-    return ex.finished([c for c in configs if c.kind == kind], results)
+    return runs.finished([c for c in configs if c.kind == kind], results)
 
 
 def _finished_students(configs, results) -> list:
     """(config, metrics) of the finished students, or one clear error saying how to get some."""
     done = _finished(configs, results, "student")
-    require(done, "no finished student runs among these configs; run them with lakt.experiments.sweep(configs, results)")
+    require(done, "no finished student runs among these configs; run them with lakt.runs.sweep(configs, results)")
     return done
 
 
@@ -211,24 +211,6 @@ def paired_differences(configs, results, reference: str = "act+jac",
     return wide.reindex(order)
 
 
-def differences_reading(diff: pd.DataFrame) -> str:
-    """Markdown: for each row of :func:`paired_differences`, how often it wins and whether beyond the seeds' spread.
-
-    A difference counts as clear when its mean is larger than its std over seeds
-    (with three seeds, about a 1.7-sigma paired t-statistic; a screen, not a test).
-    """
-    means, stds = diff["mean"].astype(float), diff["std"].astype(float)
-    lines = []
-    for row in means.index:
-        m, s = means.loc[row].dropna(), stds.loc[row]
-        above = m > 0
-        clear_up = int(((m > 0) & (m.abs() > s[m.index])).sum())
-        clear_down = int(((m < 0) & (m.abs() > s[m.index])).sum())
-        lines.append(f"- **{row}:** positive at {int(above.sum())} of {len(m)} sizes, mean {m.mean():+.2f} points; "
-                     f"clearly above zero (mean > seed std) at {clear_up}, clearly below at {clear_down}.")
-    return "\n".join(lines)
-
-
 def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
     """One loss term's value (batch mean over an epoch) as method × examples per class, mean over seeds.
 
@@ -249,29 +231,6 @@ def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
     table = pd.DataFrame(rows).pivot_table(index="method", columns="n_per_class", values="value", aggfunc="mean")
     order = list(dict.fromkeys(run_label(c) for c in configs if c.kind == "student"))
     return table.reindex([m for m in order if m in table.index])
-
-
-def term_balance_reading(act_first: pd.DataFrame, jac_last: pd.DataFrame) -> str:
-    """Markdown: how large the activation term starts, and whether the Jacobian term moved.
-
-    ``act_first``: :func:`loss_terms` (``"act"``, epoch 0); ``jac_last``:
-    :func:`loss_terms` (``"jac"``, last epoch), normalised form. Rows trained with
-    both terms are compared with the rows trained with the Jacobian term and CE only.
-    """
-    lines = [f"- The activation term starts between {act_first.min().min():.0f} and {act_first.max().max():.0f} "
-             "(squared logit error summed over the outputs); the normalised Jacobian term can never exceed 4."]
-    with_act = [m for m in jac_last.index if m in act_first.index]
-    if with_act:
-        gap = (jac_last.loc[with_act] - 2).abs().max().max()
-        names = ", ".join(_SHORT.get(m, m) for m in with_act)
-        lines.append(f"- Trained next to the activation term ({names}), the Jacobian term ends within {gap:.2f} of 2 "
-                     "at every size -- the value of two unrelated directions.")
-    alone = [m for m in jac_last.index if m not in act_first.index]
-    for m in alone:
-        row = jac_last.loc[m]
-        lines.append(f"- Trained next to CE only ({_SHORT.get(m, m)}), it ends at {row.min():.2f} at "
-                     f"{row.idxmin():g} per class (and {row.max():.2f} at {row.idxmax():g}).")
-    return "\n".join(lines)
 
 
 def pooled_stats(means, stds, counts) -> tuple[float, float, int]:
@@ -302,7 +261,7 @@ def robustness_table(configs, results) -> pd.DataFrame:
     ``draws`` (values pooled) and ``seeds``.
     """
     done = _finished(configs, results, "robust")
-    require(done, "no finished robust runs among these configs; run them with lakt.experiments.sweep(configs, results)")
+    require(done, "no finished robust runs among these configs; run them with lakt.runs.sweep(configs, results)")
     rows = [{"penalty": c.penalty, "seed": c.seed, **r} for c, m in done for r in m["noise"]]
     runs = pd.DataFrame(rows)
     long = []
@@ -383,130 +342,6 @@ def styled(table: pd.DataFrame, caption: str, decimals: int = 2):
     return table.style.set_caption(caption).format(precision=decimals, na_rep="–").set_uuid(uuid)
 
 
-# ---------------------------------------------------------------- figures
-
-def _method_colors(methods) -> dict:
-    palette = dict(zip(PAPER_METHODS, _palette("tab10", len(PAPER_METHODS))))
-    extra = [m for m in methods if m not in palette]
-    palette.update(zip(extra, _palette("Set2", len(extra))))
-    return palette
-
-
-def _palette(name, n):
-    import seaborn as sns
-
-    return sns.color_palette(name, max(n, 1))
-
-
-def _log_x(ax, ticks):
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([f"{t:g}" for t in ticks])
-
-
-def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, teacher_acc: float | None = None,
-                  paper_teacher_acc: float | None = None, title: str = "ours", paper_title: str = "paper"):
-    """Student accuracy against examples per class (log x), one line per method.
-
-    Error bars are the std over training seeds (none with one seed). With ``paper``,
-    a second panel shows the paper's curves in the same colours, so the *shapes*
-    can be compared even when the datasets differ. Dashed: the teacher's accuracy.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    panels = [(table, teacher_acc, title)] + ([(paper, paper_teacher_acc, paper_title)] if paper is not None else [])
-    methods = list(dict.fromkeys([*table.index, *(paper.index if paper is not None else [])]))
-    colors = _method_colors(methods)
-    with sns.axes_style("whitegrid"):
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
-    for ax, (t, teacher, name) in zip(axes[0], panels):
-        means = _means(t)
-        stds = t["std"].astype(float) if isinstance(t.columns, pd.MultiIndex) else None
-        sizes = [float(c) for c in means.columns]
-        for method in means.index:
-            err = None if stds is None else stds.loc[method].fillna(0).to_numpy()
-            ax.errorbar(sizes, means.loc[method].to_numpy(), yerr=err, marker="o", ms=4, capsize=3,
-                        color=colors[method], label=method_label(method))
-        if teacher is not None:
-            ax.axhline(teacher, color="0.35", ls="--", lw=1, label="teacher (VGG-9)")
-        _log_x(ax, sizes)
-        ax.set_xlabel("training examples per class (log scale)")
-        ax.set_ylabel("student test accuracy (%)")
-        ax.set_title(name)
-    handles, labels = {}, {}
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=2, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.2 if len(handles) > 4 else 0.12, 1, 1))
-    return fig
-
-
-def plot_paired_differences(diff: pd.DataFrame, *, title: str = ""):
-    """Each row of :func:`paired_differences` against examples per class (log x), with 0 drawn.
-
-    Error bars are the std of the paired differences over seeds, so a bar clear of the
-    zero line is a difference beyond the seeds' spread -- the point such a comparison
-    has to make, which accuracy curves a point apart cannot show.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    means, stds = diff["mean"].astype(float), diff["std"].astype(float)
-    sizes = [float(c) for c in means.columns]
-    colors = dict(zip(means.index, _palette("viridis", len(means.index))))
-    with sns.axes_style("whitegrid"):
-        fig, ax = plt.subplots(figsize=(6.2, 4.0))
-    ax.axhline(0, color="0.35", lw=1)
-    for row in means.index:
-        ax.errorbar(sizes, means.loc[row].to_numpy(), yerr=stds.loc[row].fillna(0).to_numpy(), marker="o", ms=4,
-                    capsize=3, color=colors[row], label=row)
-    _log_x(ax, sizes)
-    ax.set_xlabel("training examples per class (log scale)")
-    ax.set_ylabel("paired difference (accuracy points)")
-    ax.set_title(title)
-    ax.legend(frameon=False, fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, title: str = "ours",
-                    paper_title: str = "paper"):
-    """Accuracy against input-noise σ, one line per Jacobian-penalty strength (error bars: std).
-
-    A flatter line is a more noise-robust network. With ``paper`` (either
-    :func:`lakt.paper.table3` or :func:`paper_robustness_table`), a second panel
-    shows the paper's Table 3; penalties share a colour map across panels.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    if paper is not None and not isinstance(paper.columns, pd.MultiIndex):
-        paper = paper_robustness_table(paper)
-    panels = [(table, title)] + ([(paper, paper_title)] if paper is not None else [])
-    penalties = sorted(set(table.index) | (set(paper.index) if paper is not None else set()))
-    colors = dict(zip(penalties, _palette("viridis_r", len(penalties))))
-    with sns.axes_style("whitegrid"):
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
-    for ax, (t, name) in zip(axes[0], panels):
-        means, stds = t["mean"].astype(float), t["std"].astype(float)
-        for penalty in means.index:
-            ax.errorbar([float(s) for s in means.columns], means.loc[penalty].to_numpy(),
-                        yerr=stds.loc[penalty].fillna(0).to_numpy(), marker="o", ms=4, capsize=3,
-                        color=colors[penalty], label=f"penalty {penalty:g}")
-        ax.set_xlabel("input noise σ (normalised pixels)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(name)
-        ax.legend(title="Jacobian-norm", fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
 # ---------------------------------------------------------------- reading the results
 
 def provenance(configs, metrics, preset: str | None = None) -> str:
@@ -514,7 +349,7 @@ def provenance(configs, metrics, preset: str | None = None) -> str:
 
     Shown under every result, because the same chapter means very different
     things under ``smoke`` (a plumbing check) and ``paper``. ``metrics`` are the
-    finished runs' metrics dicts (what :func:`lakt.experiments.sweep` returns); the
+    finished runs' metrics dicts (what :func:`lakt.runs.sweep` returns); the
     hardware and torch version are the ones the runs were *trained* on. ``preset``:
     inferred from the configs when not given.
     """
@@ -545,7 +380,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def _signature(c: ex.RunConfig) -> str:
+def _signature(c: runs.RunConfig) -> str:
     d = c.to_dict()
     for k in ("seed", "dataset"):
         d.pop(k)
@@ -556,130 +391,8 @@ def _signature(c: ex.RunConfig) -> str:
 
 def _infer_preset(configs) -> str | None:
     datasets = {c.dataset for c in configs}
-    for name, p in ex.PRESETS.items():
+    for name, p in runs.PRESETS.items():
         known = {_signature(c) for d in datasets for c in p.runs(d)}
         if all(_signature(c) in known for c in configs):
             return name
     return None
-
-
-def _count(series) -> str:
-    return f"{int((series > 0).sum())} of {int(series.notna().sum())}"
-
-
-def transfer_findings(table: pd.DataFrame, low: int = 100) -> pd.Series:
-    """The paper's Table 1/2 claims, measured on one table (ours or the paper's).
-
-    * distillation vs CE at ≤ ``low`` examples per class: in how many (method, size)
-      cells a distillation method beats CE, and the mean gain;
-    * Act+Jac vs Act (and Act+Jac+CE vs Act+CE) at ≤ ``low``: sizes won, mean difference;
-    * the same Jacobian comparison above ``low`` (the paper: not matching Jacobians
-      is often better with much data).
-    Differences are in accuracy points; ``nan`` where the table lacks the rows or sizes.
-    """
-    means = _means(table)
-    small = [c for c in means.columns if c <= low]
-    large = [c for c in means.columns if c > low]
-    out = {}
-    distil = [m for m in means.index if m != "ce"]
-    if "ce" in means.index and distil and small:
-        gain = means.loc[distil, small].sub(means.loc["ce", small], axis=1).stack()
-        out["distillation beats CE (cells ≤ low)"] = _count(gain)
-        out["mean gain over CE (points, ≤ low)"] = gain.mean()
-    for a, b in (("act+jac", "act"), ("act+jac+ce", "act+ce")):
-        for cols, where in ((small, "≤ low"), (large, "> low")):
-            if a in means.index and b in means.index and cols:
-                diff = means.loc[a, cols] - means.loc[b, cols]
-                out[f"{_SHORT[a]} beats {_SHORT[b]} (sizes {where})"] = _count(diff)
-                out[f"{_SHORT[a]} − {_SHORT[b]} (points, {where})"] = diff.mean()
-    return pd.Series(out, dtype=object)
-
-
-def _within_noise(table: pd.DataFrame, a: str, b: str, cols) -> str | None:
-    """How many of the a − b differences are smaller than their combined seed std."""
-    if not (isinstance(table.columns, pd.MultiIndex) and "std" in table.columns.get_level_values(0)):
-        return None
-    std = table["std"].astype(float)
-    if a not in std.index or b not in std.index or std.loc[[a, b], cols].isna().any().any():
-        return None
-    diff = (_means(table).loc[a, cols] - _means(table).loc[b, cols]).abs()
-    noise = np.sqrt(std.loc[a, cols] ** 2 + std.loc[b, cols] ** 2)
-    return f"{int((diff < noise).sum())} of {len(cols)}"
-
-
-def transfer_reading(ours: pd.DataFrame, paper: pd.DataFrame, low: int = 100) -> str:
-    """A few Markdown sentences answering the chapter's questions from ``ours`` and ``paper``.
-
-    Every number and verdict is computed here from the tables (see
-    :func:`transfer_findings`), so the prose cannot drift from the results.
-    """
-    f, g_all = transfer_findings(ours, low), transfer_findings(paper, low)
-    shared = [c for c in _means(paper).columns if c in set(_means(ours).columns)]
-    # at <= low, ask the paper the same question at the sizes we ran (when there are any)
-    g = transfer_findings(paper[[col for col in paper.columns if col in shared]] if shared else paper, low)
-    sizes = ", ".join(f"{c:g}" for c in (shared if shared else _means(paper).columns) if c <= low)
-    lines = [f"*(paper figures at ≤{low} per class are taken at the sizes we ran: {sizes})*"]
-    key = "distillation beats CE (cells ≤ low)"
-    if key in f:
-        wins, cells = (int(v) for v in f[key].split(" of "))
-        mean_gain = f["mean gain over CE (points, ≤ low)"]
-        verdict = "yes" if 2 * wins > cells and mean_gain > 0 else "no" if wins == 0 or mean_gain <= 0 else "mixed"
-        lines.append(f"- **Does distillation beat CE at ≤{low} examples per class?** Ours: **{verdict}** — "
-                     f"a distillation method beats CE in {f[key]} method–size cells, mean gain "
-                     f"{f['mean gain over CE (points, ≤ low)']:+.2f} points. Paper: {g.get(key, 'n/a')} cells, "
-                     f"{g.get('mean gain over CE (points, ≤ low)', float('nan')):+.2f} points.")
-    for a, b in (("act+jac", "act"), ("act+jac+ce", "act+ce")):
-        k, d = f"{_SHORT[a]} beats {_SHORT[b]} (sizes ≤ low)", f"{_SHORT[a]} − {_SHORT[b]} (points, ≤ low)"
-        if k not in f:
-            continue
-        small = [c for c in _means(ours).columns if c <= low]
-        noise = _within_noise(ours, a, b, small)
-        noise_text = (f"; {noise} of those differences are smaller than the seeds' spread" if noise
-                      else "; with one seed there is no spread to compare against")
-        lines.append(f"- **{_SHORT[a]} vs {_SHORT[b]} at ≤{low} per class:** ours higher at {f[k]} sizes "
-                     f"(mean {f[d]:+.2f} points{noise_text}). Paper: {g.get(k, 'n/a')} sizes, "
-                     f"{g.get(d, float('nan')):+.2f} points.")
-    k, d = f"{_SHORT['act+jac']} beats {_SHORT['act']} (sizes > low)", f"{_SHORT['act+jac']} − {_SHORT['act']} (points, > low)"
-    g = g_all
-    if k in f:
-        lines.append(f"- **With more data (>{low} per class):** Act+Jac beats Act at {f[k]} sizes "
-                     f"(mean {f[d]:+.2f}); paper: {g.get(k, 'n/a')} ({g.get(d, float('nan')):+.2f}).")
-    elif k in g:
-        lines.append(f"- **With more data (>{low} per class):** our sizes stop at {low}; the paper's Act+Jac "
-                     f"beats Act at {g[k]} of its larger sizes ({g[d]:+.2f} points).")
-    return "\n".join(lines)
-
-
-def robustness_findings(table: pd.DataFrame) -> pd.DataFrame:
-    """Per penalty: clean accuracy, accuracy at the largest σ, and the drop between them (points)."""
-    means = _means(table)
-    lo, hi = min(means.columns), max(means.columns)
-    out = pd.DataFrame({"clean": means[lo], f"at σ={hi:g}": means[hi], "drop": means[lo] - means[hi]})
-    out.index.name = "penalty"
-    return out
-
-
-def robustness_reading(ours: pd.DataFrame, paper: pd.DataFrame) -> str:
-    """Markdown sentences: does a larger Jacobian penalty flatten the accuracy-vs-σ curve? At what cost?
-
-    Measured on both tables as the drop from σ = 0 to the largest σ; "flattens" is
-    the rank correlation between penalty and drop (−1: every larger penalty drops less).
-    """
-    lines = []
-    for name, t in (("Ours", ours), ("Paper", paper)):
-        if not isinstance(t.columns, pd.MultiIndex):
-            t = paper_robustness_table(t)
-        f = robustness_findings(t)
-        hi = f.columns[1]
-        if len(f) < 2:
-            lines.append(f"- **{name}:** one penalty only; nothing to compare.")
-            continue
-        rho = pd.Series(f.index, index=f.index).rank().corr(f["drop"].rank())
-        first, last = f.iloc[0], f.iloc[-1]
-        flattens = "yes" if rho < 0 and last["drop"] < first["drop"] else "no"
-        monotone = "strictly" if f["drop"].is_monotonic_decreasing and f["drop"].is_unique else "not strictly"
-        lines.append(f"- **{name}: does a larger penalty flatten the curve? {flattens}.** From σ=0 to {hi[3:]}, "
-                     f"penalty {f.index[0]:g} loses {first['drop']:.2f} points and penalty {f.index[-1]:g} loses "
-                     f"{last['drop']:.2f} (rank correlation penalty↔drop {rho:+.2f}; {monotone} decreasing). "
-                     f"Clean accuracy moves {last['clean'] - first['clean']:+.2f} points.")
-    return "\n".join(lines)

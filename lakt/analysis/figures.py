@@ -1,0 +1,130 @@
+"""The figures of the experiment chapters (3-5), drawn from :mod:`lakt.analysis.report`'s tables."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..core.methods import PAPER_METHODS, method_label
+from .report import _means, paper_robustness_table
+
+def _method_colors(methods) -> dict:
+    palette = dict(zip(PAPER_METHODS, _palette("tab10", len(PAPER_METHODS))))
+    extra = [m for m in methods if m not in palette]
+    palette.update(zip(extra, _palette("Set2", len(extra))))
+    return palette
+
+
+def _palette(name, n):
+    import seaborn as sns
+
+    return sns.color_palette(name, max(n, 1))
+
+
+def _log_x(ax, ticks):
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+
+
+def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, teacher_acc: float | None = None,
+                  paper_teacher_acc: float | None = None, title: str = "ours", paper_title: str = "paper"):
+    """Student accuracy against examples per class (log x), one line per method.
+
+    Error bars are the std over training seeds (none with one seed). With ``paper``,
+    a second panel shows the paper's curves in the same colours, so the *shapes*
+    can be compared even when the datasets differ. Dashed: the teacher's accuracy.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    panels = [(table, teacher_acc, title)] + ([(paper, paper_teacher_acc, paper_title)] if paper is not None else [])
+    methods = list(dict.fromkeys([*table.index, *(paper.index if paper is not None else [])]))
+    colors = _method_colors(methods)
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for ax, (t, teacher, name) in zip(axes[0], panels):
+        means = _means(t)
+        stds = t["std"].astype(float) if isinstance(t.columns, pd.MultiIndex) else None
+        sizes = [float(c) for c in means.columns]
+        for method in means.index:
+            err = None if stds is None else stds.loc[method].fillna(0).to_numpy()
+            ax.errorbar(sizes, means.loc[method].to_numpy(), yerr=err, marker="o", ms=4, capsize=3,
+                        color=colors[method], label=method_label(method))
+        if teacher is not None:
+            ax.axhline(teacher, color="0.35", ls="--", lw=1, label="teacher (VGG-9)")
+        _log_x(ax, sizes)
+        ax.set_xlabel("training examples per class (log scale)")
+        ax.set_ylabel("student test accuracy (%)")
+        ax.set_title(name)
+    handles, labels = {}, {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.2 if len(handles) > 4 else 0.12, 1, 1))
+    return fig
+
+
+def plot_paired_differences(diff: pd.DataFrame, *, title: str = ""):
+    """Each row of :func:`paired_differences` against examples per class (log x), with 0 drawn.
+
+    Error bars are the std of the paired differences over seeds, so a bar clear of the
+    zero line is a difference beyond the seeds' spread -- the point such a comparison
+    has to make, which accuracy curves a point apart cannot show.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    means, stds = diff["mean"].astype(float), diff["std"].astype(float)
+    sizes = [float(c) for c in means.columns]
+    colors = dict(zip(means.index, _palette("viridis", len(means.index))))
+    with sns.axes_style("whitegrid"):
+        fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    ax.axhline(0, color="0.35", lw=1)
+    for row in means.index:
+        ax.errorbar(sizes, means.loc[row].to_numpy(), yerr=stds.loc[row].fillna(0).to_numpy(), marker="o", ms=4,
+                    capsize=3, color=colors[row], label=row)
+    _log_x(ax, sizes)
+    ax.set_xlabel("training examples per class (log scale)")
+    ax.set_ylabel("paired difference (accuracy points)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, title: str = "ours",
+                    paper_title: str = "paper"):
+    """Accuracy against input-noise σ, one line per Jacobian-penalty strength (error bars: std).
+
+    A flatter line is a more noise-robust network. With ``paper`` (either
+    :func:`lakt.paper.table3` or :func:`paper_robustness_table`), a second panel
+    shows the paper's Table 3; penalties share a colour map across panels.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if paper is not None and not isinstance(paper.columns, pd.MultiIndex):
+        paper = paper_robustness_table(paper)
+    panels = [(table, title)] + ([(paper, paper_title)] if paper is not None else [])
+    penalties = sorted(set(table.index) | (set(paper.index) if paper is not None else set()))
+    colors = dict(zip(penalties, _palette("viridis_r", len(penalties))))
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    for ax, (t, name) in zip(axes[0], panels):
+        means, stds = t["mean"].astype(float), t["std"].astype(float)
+        for penalty in means.index:
+            ax.errorbar([float(s) for s in means.columns], means.loc[penalty].to_numpy(),
+                        yerr=stds.loc[penalty].fillna(0).to_numpy(), marker="o", ms=4, capsize=3,
+                        color=colors[penalty], label=f"penalty {penalty:g}")
+        ax.set_xlabel("input noise σ (normalised pixels)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(name)
+        ax.legend(title="Jacobian-norm", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+

@@ -1,0 +1,130 @@
+"""Training objectives: alpha*CE + beta*MatchAct + gamma*MatchJac and their presets.
+
+The supplementary's general loss is
+
+    l(S, T) = alpha * CE + beta * (Match Activations) + gamma * (Match Jacobians)
+
+with every constant 0 or 1. Tables 1-2 compare six settings of (alpha, beta, gamma);
+they are the first six entries of :data:`METHODS`. Beyond the paper:
+
+* ``noisy-act``: match activations at x + xi, xi ~ N(0, sigma^2 I) -- the *left* side
+  of Prop 1 used directly as a training method (Monte-Carlo, one draw per step);
+* ``act+fulljac``: the full-Jacobian sum of Prop 1 (all k outputs) estimated with
+  random projections, instead of the paper's single-output heuristic;
+* ``ce+jacnorm``: cross-entropy plus the Jacobian-norm penalty of Prop 2 (Table 3).
+
+The teacher is never trained: it is put in eval mode, its parameters are frozen and
+every quantity taken from it is detached.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from .errors import require
+
+JACOBIAN_FORMS = ("plain", "normalized")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Method:
+    """Weights of each loss term and how the Jacobian term is formed."""
+
+    ce: float = 0.0          # alpha: cross-entropy with labels
+    act: float = 0.0         # beta: Match Activations
+    jac: float = 0.0         # gamma: Match Jacobians
+    jacnorm: float = 0.0     # Prop 2 penalty on the student's own input gradient
+    noise_sigma: float = 0.0  # > 0: activations are matched at x + N(0, sigma^2 I)
+    projections: int = 0     # > 0: full-Jacobian terms by this many random projections
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.act > 0 or self.jac > 0
+
+    @property
+    def needs_student_gradient(self) -> bool:
+        return self.jac > 0 or self.jacnorm > 0
+
+    @property
+    def teacher_targets_cacheable(self) -> bool:
+        """Per-image teacher targets are the same every epoch: no perturbed inputs, no random projections."""
+        return self.noise_sigma == 0 and self.projections == 0
+
+    @property
+    def needs_clean_teacher_targets(self) -> bool:
+        """Teacher logits/gradient at the clean x: not for noisy-input matching alone,
+        which queries the teacher only at x + xi (a teacher backward saved per step)."""
+        return self.needs_teacher and (self.noise_sigma == 0 or self.needs_student_gradient)
+
+
+METHODS: dict[str, Method] = {
+    # The six rows of Tables 1 and 2, in the paper's order.
+    "ce": Method(ce=1),
+    "act+ce": Method(ce=1, act=1),
+    "jac+ce": Method(ce=1, jac=1),
+    "act+jac+ce": Method(ce=1, act=1, jac=1),
+    "act": Method(act=1),
+    "act+jac": Method(act=1, jac=1),
+    # Beyond the paper.
+    "noisy-act": Method(act=1, noise_sigma=0.1),
+    "noisy-act+ce": Method(ce=1, act=1, noise_sigma=0.1),
+    "act+fulljac": Method(act=1, jac=1, projections=1),
+    "act+fulljac+ce": Method(ce=1, act=1, jac=1, projections=1),
+    "ce+jacnorm": Method(ce=1, jacnorm=1),
+}
+PAPER_METHODS = ("ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac")
+METHOD_LABELS = {
+    "ce": "Regular Cross-Entropy (CE) training",
+    "act+ce": "Match Activations + CE",
+    "jac+ce": "Match Jacobians + CE",
+    "act+jac+ce": "Match {Activations + Jacobians} + CE",
+    "act": "Match Activations only",
+    "act+jac": "Match {Activations + Jacobians}",
+    "noisy-act": "Match Activations at noisy inputs (Prop 1, left side)",
+    "noisy-act+ce": "Match Activations at noisy inputs + CE",
+    "act+fulljac": "Match {Activations + full Jacobian (random projection)}",
+    "act+fulljac+ce": "Match {Activations + full Jacobian (random projection)} + CE",
+    "ce+jacnorm": "CE + Jacobian-norm penalty (Prop 2)",
+}
+
+
+def row_name(method: str, jac_weight: float = 1.0) -> str:
+    """A table row: the method, with its Jacobian weight when not the paper's 1 ("act+jac γ=100")."""
+    return method if jac_weight == 1 else f"{method} γ={jac_weight:g}"
+
+
+def split_row_name(row: str) -> tuple[str, str]:
+    """(method, weight text or "") of a :func:`row_name`."""
+    method, _, gamma = str(row).partition(" γ=")
+    return method, gamma
+
+
+def method_label(row: str) -> str:
+    """The paper's name of a method, or of a :func:`row_name` row with its weight."""
+    method, gamma = split_row_name(row)
+    return METHOD_LABELS.get(method, method) + (f" (γ = {gamma})" if gamma else "")
+
+
+def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | None = None,
+               jac_weight: float | None = None) -> Method:
+    """A preset by name, with its sigma (noisy methods), penalty strength or Jacobian weight overridden.
+
+    ``jac_weight`` is gamma of the supplementary's loss, alpha CE + beta Act + gamma Jac
+    (the paper sets every constant to 1); it applies to methods with a Jacobian term.
+    """
+    require(name in METHODS, f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    method = METHODS[name]
+    if jac_weight is not None:
+        require(jac_weight > 0, f"Jacobian weight must be > 0, got {jac_weight}; e.g. --jac-weight 10")
+        require(jac_weight == 1 or method.jac > 0,
+                f"method {name!r} has no Jacobian term to weight; use a method with 'jac' in its name")
+        method = replace(method, jac=method.jac * float(jac_weight))
+    if noise_sigma is not None and method.noise_sigma > 0:
+        require(noise_sigma > 0, f"noise sigma must be > 0 for {name!r}, got {noise_sigma}")
+        method = replace(method, noise_sigma=float(noise_sigma))
+    if penalty is not None:
+        require(penalty >= 0, f"penalty strength must be >= 0, got {penalty}")
+        method = replace(method, jacnorm=float(penalty)) if name == "ce+jacnorm" else method
+    return method

@@ -1,0 +1,117 @@
+"""A run: one frozen :class:`RunConfig`, and the cache key that names its results folder.
+
+Kinds: ``teacher`` (VGG-9, CE, whole training set), ``student`` (VGG-4 on a per-class
+subset with a method, distilled from its teacher run) and ``robust`` (VGG-9 with the
+Jacobian-norm penalty, then accuracy under input noise: Table 3).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core import data as data_lib
+from ..core.errors import require
+from ..core.methods import METHODS, get_method
+from ..core.robustness import PAPER_SIGMAS, check_sigmas
+
+KINDS = ("teacher", "student", "robust")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result (and so its cache key)."""
+
+    kind: str
+    dataset: str = "digits"
+    model: str = "vgg9"
+    width: float = 1.0
+    method: str = "ce"
+    n_per_class: int | None = None  # None: the whole training set
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    final_lr: float = 1e-4
+    jacobian_form: str = "plain"    # "normalized" is the paper's CIFAR-10 form
+    output: str = "label"           # which Jacobian row to match: "label" or "top"
+    noise_sigma: float = 0.1        # for the noisy-input methods
+    penalty: float = 0.0            # Jacobian-norm strength (robust runs)
+    jac_weight: float = 1.0         # gamma, the Match-Jacobians weight (the paper's is 1)
+    sigmas: tuple = PAPER_SIGMAS    # noise levels evaluated (robust runs)
+    noise_trials: int = 10
+    teacher: "RunConfig | None" = None
+    save_model: bool = False
+    precision: str = "fp32"         # "bf16": autocast the networks' passes (GPU speed option)
+    channels_last: bool = False     # NHWC memory layout (GPU speed option)
+
+    def __post_init__(self):
+        require(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {KINDS}")
+        require(self.dataset in data_lib.DATASETS,
+                f"unknown dataset {self.dataset!r}; choose one of {', '.join(data_lib.DATASETS)}")
+        require(self.method in METHODS, f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        require(isinstance(self.width, (int, float)) and self.width > 0,
+                f"width must be > 0, got {self.width!r}; e.g. --width 0.25")
+        require(self.n_per_class is None or (isinstance(self.n_per_class, int) and self.n_per_class >= 1),
+                f"n_per_class must be a positive integer, got {self.n_per_class!r}")
+        require(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs!r}")
+        require(isinstance(self.batch_size, int) and self.batch_size >= 2,
+                f"batch size must be >= 2, got {self.batch_size!r}")
+        require(self.noise_sigma > 0, f"noise sigma must be > 0, got {self.noise_sigma!r}")
+        require(self.penalty >= 0, f"penalty must be >= 0, got {self.penalty!r}")
+        get_method(self.method, jac_weight=self.jac_weight)  # > 0, and only where there is a Jacobian term
+        object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
+        require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
+        require(self.precision in ("fp32", "bf16"), f"unknown precision {self.precision!r}; choose fp32 or bf16")
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["sigmas"] = list(self.sigmas)
+        if self.teacher is not None:
+            out["teacher"] = self.teacher.to_dict()  # lists, as JSON reads them back
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(d)
+        if d.get("teacher") is not None:
+            d["teacher"] = cls.from_dict(d["teacher"])
+        d["sigmas"] = tuple(d.get("sigmas", PAPER_SIGMAS))
+        return cls(**d)
+
+    @property
+    def key(self) -> str:
+        """A short hash of the configuration: the run's folder name.
+
+        Fields added after results were first published (``_LATER_FIELDS``) count only
+        when they differ from their default, so older run caches stay valid.
+        """
+        blob = json.dumps(_key_dict(self.to_dict()), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        parts = [self.kind, self.dataset, f"{self.model}x{self.width:g}", self.method]
+        if self.n_per_class is not None:
+            parts.append(f"n{self.n_per_class}")
+        if self.kind == "robust":
+            parts.append(f"pen{self.penalty:g}")
+        if self.jac_weight != 1:
+            parts.append(f"gamma{self.jac_weight:g}")
+        parts.append(f"s{self.seed}")
+        return "/".join(parts)
+
+    def folder(self, results: Path) -> Path:
+        return Path(results) / self.kind / self.key
+
+
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0}
+
+
+def _key_dict(d: dict) -> dict:
+    d = {k: v for k, v in d.items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+    if d.get("teacher") is not None:
+        d["teacher"] = _key_dict(d["teacher"])
+    return d

@@ -1,0 +1,165 @@
+"""Presets: the protocols a sweep runs (widths, run lengths, subset sizes, seeds).
+
+``smoke`` checks every code path in seconds, ``cpu`` is the book's default on digits,
+``cifar10-cpu*`` the CIFAR-10 (JPEG) sweeps at CPU scale, ``paper`` the paper's protocol.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from ..core import data as data_lib
+from ..core.errors import require
+from ..core.methods import METHODS, PAPER_METHODS
+from .config import RunConfig
+
+SIZES = {  # examples per class of the low-data sweeps (the paper's columns; digits has ~130 per class)
+    "digits": (1, 5, 10, 50, 100),
+    "cifar10": (5, 10, 50, 100, 500, 1000, 5000),
+    "folder": (5, 10, 50, 100, 500, 1000, 5000),
+    "cifar100": (1, 5, 10, 50, 100, 500),
+}
+JACOBIAN_FORM = {"cifar100": "plain"}  # the supplementary: plain for CIFAR-100, normalised otherwise
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A protocol: network widths, run lengths, subset sizes and seeds.
+
+    Student runs last ``student_epochs`` epochs, or -- when ``student_steps`` is set --
+    enough epochs for about that many optimiser steps (a 5-per-class subset is one
+    batch per epoch). ``sizes``: None means the paper's columns for the dataset.
+    """
+
+    name: str
+    description: str
+    datasets: tuple
+    width: float
+    teacher_epochs: int
+    student_epochs: int
+    robust_epochs: int
+    batch_size: int = 64
+    student_steps: int | None = None
+    sizes: tuple | None = None
+    methods: tuple = PAPER_METHODS
+    seeds: tuple = (0,)
+    robust_dataset: str | None = None
+    penalties: tuple = (0.0, 0.01, 0.1, 0.5, 1.0)
+    robust_seeds: tuple = (0,)
+    noise_trials: int = 10
+    noise_sigma: float = 0.1  # sigma of the noisy-input distillation rows
+    jac_weights: tuple = (1.0,)  # gamma of every method with a Jacobian term (one student per value)
+
+    def with_seeds(self, seeds=None) -> "Preset":
+        """This preset with its training seeds (students and robust nets) replaced by ``seeds``.
+
+        The teacher stays seed 0, so another seed list reuses the cached teacher.
+        ``seeds`` may be None (unchanged), an int, a list, or text such as ``"0,1"`` /
+        ``"[0, 1]"`` (what ``papermill -p seeds ...`` passes).
+        """
+        if seeds is None:
+            return self
+        if isinstance(seeds, str):
+            require(re.fullmatch(r"[\s\[\]()0-9,]*", seeds) is not None,
+                    f"seeds must be whole numbers such as '0,1', got {seeds!r}")
+            seeds = re.findall(r"\d+", seeds)
+        seeds = tuple(int(s) for s in ([seeds] if isinstance(seeds, int) else seeds))
+        require(len(seeds) >= 1, "seeds must be None (the preset's) or a non-empty list, e.g. -y 'seeds: [0, 1]'")
+        return dataclasses.replace(self, seeds=seeds, robust_seeds=seeds)
+
+    def teacher(self, dataset: str) -> RunConfig:
+        return RunConfig("teacher", dataset, "vgg9", self.width, "ce", None, 0, self.teacher_epochs,
+                         self.batch_size, save_model=True)
+
+    def student_epochs_for(self, dataset: str, n_per_class: int, classes: int) -> int:
+        from ..core.train import epochs_for_steps
+        if self.student_steps is None:
+            return self.student_epochs
+        return epochs_for_steps(n_per_class * classes, self.batch_size, self.student_steps, self.student_epochs)
+
+    def transfer(self, dataset: str | None = None) -> list[RunConfig]:
+        """The teacher and every student run of Table 1 (or 2) for ``dataset``."""
+        dataset = dataset or self.datasets[0]
+        teacher = self.teacher(dataset)
+        classes = 100 if dataset == "cifar100" else 10
+        sizes = self.sizes or SIZES[dataset]
+        students = [RunConfig("student", dataset, "vgg4", self.width, m, n, s,
+                              self.student_epochs_for(dataset, n, classes), self.batch_size,
+                              jacobian_form=JACOBIAN_FORM.get(dataset, "normalized"), teacher=teacher,
+                              noise_sigma=self.noise_sigma, jac_weight=g)
+                    for n in sizes for m in self.methods
+                    for g in (self.jac_weights if METHODS[m].jac > 0 else (1.0,)) for s in self.seeds]
+        return [teacher, *students]
+
+    def robustness(self, dataset: str | None = None) -> list[RunConfig]:
+        """The VGG-9 runs of Table 3: one per penalty strength and seed.
+
+        Seed-major, so a sweep stopped half-way has whole noise curves for the first seed.
+        """
+        dataset = dataset or self.robust_dataset or self.datasets[0]
+        return [RunConfig("robust", dataset, "vgg9", self.width, "ce+jacnorm", None, s, self.robust_epochs,
+                          self.batch_size, penalty=p, noise_trials=self.noise_trials, save_model=True)
+                for s in self.robust_seeds for p in self.penalties]
+
+    def runs(self, dataset: str | None = None) -> list[RunConfig]:
+        """Every run of the preset (teachers first), for one dataset or the preset's own."""
+        if dataset is not None:
+            return self.transfer(dataset) + self.robustness(dataset)
+        runs = [r for d in self.datasets for r in self.transfer(d)]
+        return runs + self.robustness()
+
+
+PRESETS = {
+    "smoke": Preset("smoke", "seconds: every code path once, on digits at width 1/8", ("digits",),
+                    width=0.125, teacher_epochs=2, student_epochs=3, robust_epochs=2, batch_size=32,
+                    sizes=(5,), penalties=(0.0, 0.1), noise_trials=2),
+    "cpu": Preset("cpu", "minutes on 2 CPU cores: Tables 1 and 3 in miniature on digits, width 1/4, 3 seeds",
+                  ("digits",), width=0.25, teacher_epochs=15, student_epochs=5, robust_epochs=10,
+                  student_steps=100, seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=5),
+    # Issue #4, sized from benchmarks/results/step_cost_cpu.csv (2 cores): teacher ~15 min
+    # (30 epochs x ~31 s), 120 students ~70 min (600 steps each), 10 penalised VGG-9s ~3.4 h
+    # (15 epochs x ~80 s) -- about 5 of the 6 budgeted hours. Run it in parts; the cache resumes.
+    "cifar10-cpu": Preset("cifar10-cpu", "CIFAR-10 (JPEG) at CPU scale: width 1/4, 3 seeds, about 5 h on 2 cores",
+                          ("folder",), width=0.25, teacher_epochs=30, student_epochs=8, robust_epochs=15,
+                          student_steps=600, sizes=(5, 10, 50, 100, 500),
+                          methods=PAPER_METHODS + ("noisy-act", "act+fulljac"), seeds=(0, 1, 2),
+                          robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.3),
+    "paper": Preset("paper", "the paper's protocol on CIFAR-10/100: full width, 500 epochs (a GPU job)",
+                    ("cifar10", "cifar100"), width=1.0, teacher_epochs=500, student_epochs=500,
+                    robust_epochs=500, batch_size=128, robust_dataset="cifar100"),
+}
+
+
+# Follow-up to cifar10-cpu's answer (b): there Act+Jac trains as Act, because with all
+# constants 1 the summed squared logit error (hundreds) swamps the normalised Jacobian term
+# (at most 4). Does Act+Jac beat Act once gamma gives the Jacobian term weight? Derived from
+# cifar10-cpu, so teacher, subsets, seeds and budget are the same and its Act and gamma = 1
+# rows are cifar10-cpu's own runs (same cache keys); 36 new students, ~16 min on 2 cores.
+PRESETS["cifar10-cpu-gamma"] = dataclasses.replace(
+    PRESETS["cifar10-cpu"], name="cifar10-cpu-gamma",
+    description="follow-up to cifar10-cpu: Act against Act+Jac with gamma 1, 10, 100, 1000, "
+                "at 5-100 per class, about 20 min on 2 cores",
+    sizes=(5, 10, 50, 100), methods=("act", "act+jac"), jac_weights=(1.0, 10.0, 100.0, 1000.0),
+    penalties=(), robust_seeds=())
+
+
+def with_speed(config: RunConfig, precision: str = "fp32", channels_last: bool = False) -> RunConfig:
+    """The same run (and its teacher) with the GPU speed options set."""
+    teacher = with_speed(config.teacher, precision, channels_last) if config.teacher is not None else None
+    return dataclasses.replace(config, precision=precision, channels_last=channels_last, teacher=teacher)
+
+
+def get_preset(name: str) -> Preset:
+    require(name in PRESETS, f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def preset(name: str, dataset: str | None = None) -> list[RunConfig]:
+    """All runs of preset ``name`` (optionally re-targeted at another dataset)."""
+    if dataset is not None:
+        require(dataset in data_lib.DATASETS,
+                f"unknown dataset {dataset!r}; choose one of {', '.join(data_lib.DATASETS)}")
+    return get_preset(name).runs(dataset)
+
+
