@@ -14,7 +14,7 @@ from torch import nn
 from lakt.analysis import affine
 from lakt.core import models
 from lakt.analysis import propositions as P
-from lakt.analysis import sigma_sweeps as sweeps
+from lakt.analysis import sigma_sweeps
 from lakt.core.errors import LaktError
 
 matplotlib.use("Agg")
@@ -182,11 +182,11 @@ def test_mlp_is_seeded_and_leaves_the_global_generator_alone():
 
 def test_settings():
     assert affine.settings("smoke")["inputs"] < affine.settings("cpu")["inputs"]
-    assert sweeps.chapter2_settings("smoke")["samples"] < sweeps.chapter2_settings("cpu")["samples"]
+    assert sigma_sweeps.chapter2_settings("smoke")["samples"] < sigma_sweeps.chapter2_settings("cpu")["samples"]
     with pytest.raises(LaktError):
         affine.settings("huge")
     with pytest.raises(LaktError):
-        sweeps.chapter2_settings("huge")
+        sigma_sweeps.chapter2_settings("huge")
 
 
 def test_chapter1_plots_return_figures():
@@ -204,7 +204,7 @@ def test_chapter1_plots_return_figures():
 # ---------------------------------------------------------------- chapter 2 helpers
 
 def small_pair(activation, seed=0):
-    return sweeps.theory_pair(activation, seed, in_features=8, num_classes=4, hidden=16)
+    return sigma_sweeps.theory_pair(activation, seed, in_features=8, num_classes=4, hidden=16)
 
 
 def points(n=4, seed=2):
@@ -215,7 +215,7 @@ def points(n=4, seed=2):
 def test_sweep_adds_uniform_columns():
     teacher, student = small_pair("relu", seed=1)
     x, _ = points()
-    frame = sweeps.sweep(P.proposition1, [1e-4, 1e-3], teacher, student, x, samples=200)
+    frame = sigma_sweeps.sweep(P.proposition1, [1e-4, 1e-3], teacher, student, x, samples=200)
     for column in ("sigma", "lhs", "rhs", "noiseless", "residual", "residual_se", "measured_coef", "paper_coef"):
         assert column in frame
     assert frame["paper_coef"].to_numpy() == pytest.approx(frame["jacobian"].to_numpy())
@@ -224,14 +224,14 @@ def test_sweep_adds_uniform_columns():
     assert frame["residual"].abs().max() < 1e-14
     assert frame["measured_coef"].to_numpy() == pytest.approx(frame["paper_coef"].to_numpy(), rel=1e-6)
     with pytest.raises(LaktError):
-        sweeps.sweep(P.proposition1, [0.0], teacher, student, x)
+        sigma_sweeps.sweep(P.proposition1, [0.0], teacher, student, x)
 
 
 def test_sweep_all_covers_the_four_statements():
     teacher, student = small_pair("tanh")
     x, labels = points()
-    frame = sweeps.sweep_all(teacher, student, x, labels, [0.01, 0.1], samples=100)
-    assert list(frame["statement"].unique()) == list(sweeps.STATEMENTS) and len(frame) == 8
+    frame = sigma_sweeps.sweep_all(teacher, student, x, labels, [0.01, 0.1], samples=100)
+    assert list(frame["statement"].unique()) == list(sigma_sweeps.STATEMENTS) and len(frame) == 8
     eq = frame[frame["statement"].isin(["Eq 2", "Eq 3"])]
     assert (eq["residual"] == eq["lhs"] - eq["rhs"]).all() and (eq["residual_method"] == "plain").all()
 
@@ -240,16 +240,16 @@ def test_residual_order_is_two_for_smooth_nets_and_four_when_outputs_match():
     teacher, student = small_pair("tanh", seed=1)
     x, _ = points(1)
     sigmas = [0.003, 0.01, 0.03, 0.1]
-    apart = sweeps.sweep(P.proposition1, sigmas, teacher, student, x, samples=1000)
-    matched = sweeps.match_output(student, teacher, x)
+    apart = sigma_sweeps.sweep(P.proposition1, sigmas, teacher, student, x, samples=1000)
+    matched = sigma_sweeps.match_output(student, teacher, x)
     with torch.no_grad():
         assert (teacher(x) - matched(x)).abs().max() < 1e-12
-    together = sweeps.sweep(P.proposition1, sigmas, teacher, matched, x, samples=1000)
-    assert abs(sweeps.fit_order(apart) - 2) < 0.3
-    assert abs(sweeps.fit_order(together) - 4) < 0.3
-    assert math.isnan(sweeps.fit_order(apart.iloc[:1]))
+    together = sigma_sweeps.sweep(P.proposition1, sigmas, teacher, matched, x, samples=1000)
+    assert abs(sigma_sweeps.fit_order(apart) - 2) < 0.3
+    assert abs(sigma_sweeps.fit_order(together) - 4) < 0.3
+    assert math.isnan(sigma_sweeps.fit_order(apart.iloc[:1]))
     with pytest.raises(LaktError):
-        sweeps.match_output(student, teacher, points(2)[0])
+        sigma_sweeps.match_output(student, teacher, points(2)[0])
 
 
 def test_second_order_coefficient_is_half_the_hessian_trace():
@@ -258,13 +258,13 @@ def test_second_order_coefficient_is_half_the_hessian_trace():
     a = a @ a.T
     x = torch.randn(3, 5, generator=g, dtype=torch.float64)
     quadratic = lambda v: 0.5 * ((v @ a) * v).sum(1) + v.sum(1)
-    assert sweeps.second_order_coefficient(quadratic, x, chunk=2) == pytest.approx([0.5 * a.trace().item()] * 3)
+    assert sigma_sweeps.second_order_coefficient(quadratic, x, chunk=2) == pytest.approx([0.5 * a.trace().item()] * 3)
 
 
 def test_coefficients_match_taylor2_and_expose_the_paper_eq3_term():
     teacher, student = small_pair("tanh", seed=1)
     x, labels = points()
-    coef = sweeps.coefficients(teacher, student, x, labels, sigma=1e-2, samples=4000).set_index("statement")
+    coef = sigma_sweeps.coefficients(teacher, student, x, labels, sigma=1e-2, samples=4000).set_index("statement")
     assert (coef["z_taylor2"].abs() < 4).all()
     # Eq 3 as printed (factor 1, no Hessian term) is far from the measured sigma^2 coefficient
     assert abs(coef.loc["Eq 3", "z_paper"]) > 10
@@ -273,7 +273,7 @@ def test_coefficients_match_taylor2_and_expose_the_paper_eq3_term():
 def test_coefficients_of_props_match_the_paper_for_relu_nets():
     teacher, student = small_pair("relu", seed=1)
     x, labels = points()
-    coef = sweeps.coefficients(teacher, student, x, labels, sigma=1e-3, samples=400).set_index("statement")
+    coef = sigma_sweeps.coefficients(teacher, student, x, labels, sigma=1e-3, samples=400).set_index("statement")
     for statement in ("Prop 1", "Prop 2"):
         row = coef.loc[statement]
         assert row["paper"] == pytest.approx(row["taylor2"], rel=1e-9)
@@ -285,7 +285,7 @@ def test_coefficients_of_props_match_the_paper_for_relu_nets():
 def test_confident_wrong_students():
     _, student = small_pair("relu")
     x, labels = points(1)
-    frame = sweeps.confident_wrong(student, x, int(labels[0]), [0, 10, 60], sigma=1e-3, samples=200)
+    frame = sigma_sweeps.confident_wrong(student, x, int(labels[0]), [0, 10, 60], sigma=1e-3, samples=200)
     assert (frame["p_label"].diff().dropna() < 0).all()
     assert frame["paper64"].to_numpy() == pytest.approx(frame["log_space"].to_numpy(), rel=1e-9)
     last = frame.iloc[-1]
@@ -298,10 +298,10 @@ def test_confident_wrong_students():
 def test_chapter2_plots():
     teacher, student = small_pair("tanh")
     x, labels = points()
-    frame = sweeps.sweep_all(teacher, student, x, labels, [0.01, 0.1], samples=50)
-    assert sweeps.plot_coefficients(frame[frame["statement"] == "Prop 1"], taylor2=0.1, title="t") is not None
-    assert sweeps.plot_residuals({"a": frame[frame["statement"] == "Prop 1"]}) is not None
-    one = sweeps.at_sigma(teacher, student, x, labels, 0.1, samples=50)
-    assert len(sweeps.plot_at_sigma(one, taylor2={s: 0.0 for s in sweeps.STATEMENTS}, title="t")) == 4
+    frame = sigma_sweeps.sweep_all(teacher, student, x, labels, [0.01, 0.1], samples=50)
+    assert sigma_sweeps.plot_coefficients(frame[frame["statement"] == "Prop 1"], taylor2=0.1, title="t") is not None
+    assert sigma_sweeps.plot_residuals({"a": frame[frame["statement"] == "Prop 1"]}) is not None
+    one = sigma_sweeps.at_sigma(teacher, student, x, labels, 0.1, samples=50)
+    assert len(sigma_sweeps.plot_at_sigma(one, taylor2={s: 0.0 for s in sigma_sweeps.STATEMENTS}, title="t")) == 4
     import matplotlib.pyplot as plt
     plt.close("all")
