@@ -1,4 +1,4 @@
-"""Chapter 1's measurements (lakt.affine) and chapter 2's helpers (end of lakt.propositions).
+"""Chapter 1's measurements (lakt.analysis.affine) and chapter 2's helpers (lakt.analysis.sigma_sweeps).
 
 Each test builds small float64 nets so that "exact" identities can be checked to ~1e-10
 and broken ones are far above that.
