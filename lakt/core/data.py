@@ -207,6 +207,46 @@ def per_class_subset(labels, n_per_class: int, seed: int) -> torch.Tensor:
     return torch.sort(torch.cat(chosen)).values
 
 
+VALIDATION_SEED = 20_240_613  # fixed: the held-out images do not depend on any run's seed
+
+
+def validation_split(labels, n: int, seed: int = VALIDATION_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held_out) indices: ``n`` training images held out for validation, n / classes per class.
+
+    Stratified (equal per class, as CIFAR's classes are balanced) and drawn with a fixed
+    ``seed`` independent of run seeds, so every run of a preset -- teacher, students,
+    robustness nets -- trains on the same ``kept`` images and never sees ``held_out``
+    (issue 13: hyper-parameters are chosen on ``held_out``, never on the test set).
+    Students' per-class subsets are then drawn from ``kept`` with :func:`per_class_subset`.
+    """
+    labels = torch.as_tensor(labels).cpu()
+    classes, counts = torch.unique(labels, return_counts=True)
+    k = len(classes)
+    require(isinstance(n, int) and n >= 0 and n % k == 0,
+            f"validation size must be a multiple of the {k} classes, got {n!r}; e.g. --validation {10 * k}")
+    per_class = n // k
+    require(per_class < int(counts.min()),
+            f"validation takes {per_class} images per class but class {int(classes[counts.argmin()])} has only "
+            f"{int(counts.min())}; choose a smaller validation size")
+    generator = torch.Generator().manual_seed(int(seed))
+    held = []
+    for c in classes.tolist():
+        members = torch.nonzero(labels == c).flatten()
+        held.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    held_out = torch.sort(torch.cat(held)).values
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[held_out] = False
+    return torch.nonzero(mask).flatten(), held_out
+
+
+def split_validation(train: Split, n: int) -> tuple[Split, Split | None]:
+    """The training split without its ``n`` validation images, and those images (None when n = 0)."""
+    if n == 0:
+        return train, None
+    kept, held_out = validation_split(train.y, n)
+    return train.subset(kept), train.subset(held_out)
+
+
 class DeviceLoader:
     """Batches of (positions, x, y) from tensors already on the device, shuffled there.
 

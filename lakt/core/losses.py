@@ -71,3 +71,27 @@ def label_cross_entropy_eq3(labels_onehot: torch.Tensor, student_probs: torch.Te
     ce = -(labels_onehot * torch.log(student_probs)).sum(dim=1)
     norms = student_jac.flatten(2).pow(2).sum(dim=2)
     return ce + sigma ** 2 * (labels_onehot * norms / student_probs.pow(2)).sum(dim=1)
+
+
+def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s distillation term: T^2 KL(softmax(t/T) || softmax(s/T)), averaged over the batch.
+
+    The T^2 keeps its gradients on the scale of the CE term as T changes (Hinton, Vinyals &
+    Dean 2015, Sec. 2); the ``kd`` method adds (1 - alpha) CE and weights this by alpha.
+    """
+    t = temperature
+    log_s = F.log_softmax(student_logits / t, dim=1)
+    log_t = F.log_softmax(teacher_logits.detach() / t, dim=1)
+    return t * t * F.kl_div(log_s, log_t, reduction="batchmean", log_target=True)
+
+
+def attention_transfer(student_maps: list[torch.Tensor], teacher_maps: list[torch.Tensor]) -> torch.Tensor:
+    """Attention-transfer distance, summed over the paired blocks (Zagoruyko & Komodakis 2017, Eq. 2).
+
+    Each entry is an already L2-normalised, flattened attention map [B, H*W]
+    (:func:`lakt.core.attention.attention_map`). Per pair: the squared distance averaged
+    over batch and positions -- the form of the authors' reference code
+    (``(at(x) - at(y)).pow(2).mean()``), for which their published beta = 1000 holds;
+    the ``at+ce`` method multiplies the sum by beta / 2.
+    """
+    return sum((s - t.detach()).pow(2).mean() for s, t in zip(student_maps, teacher_maps, strict=True))

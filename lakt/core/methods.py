@@ -11,7 +11,11 @@ they are the first six entries of :data:`METHODS`. Beyond the paper:
   of Prop 1 used directly as a training method (Monte-Carlo, one draw per step);
 * ``act+fulljac``: the full-Jacobian sum of Prop 1 (all k outputs) estimated with
   random projections, instead of the paper's single-output heuristic;
-* ``ce+jacnorm``: cross-entropy plus the Jacobian-norm penalty of Prop 2 (Table 3).
+* ``ce+jacnorm``: cross-entropy plus the Jacobian-norm penalty of Prop 2 (Table 3);
+* ``kd``: Hinton et al.'s knowledge distillation, alpha T^2 KL(softmax(t/T) || softmax(s/T))
+  + (1 - alpha) CE -- the cross-entropy distillation the paper says squared error beats;
+* ``at+ce``: Zagoruyko & Komodakis's attention transfer plus CE, the other "Jacobian as
+  attention" approach the paper cites (:mod:`lakt.core.attention`).
 
 The teacher is never trained: it is put in eval mode, its parameters are frozen and
 every quantity taken from it is detached.
@@ -38,10 +42,13 @@ class Method:
     jacnorm: float = 0.0     # Prop 2 penalty on the student's own input gradient
     noise_sigma: float = 0.0  # > 0: activations are matched at x + N(0, sigma^2 I)
     projections: int = 0     # > 0: full-Jacobian terms by this many random projections
+    kd_alpha: float = 0.0    # weight of Hinton's T^2 KL term (the ``kd`` preset sets ce = 1 - alpha)
+    kd_temperature: float = 1.0  # T of the softened softmaxes
+    at: float = 0.0          # beta of attention transfer (Zagoruyko & Komodakis)
 
     @property
     def needs_teacher(self) -> bool:
-        return self.act > 0 or self.jac > 0
+        return self.act > 0 or self.jac > 0 or self.kd_alpha > 0 or self.at > 0
 
     @property
     def needs_student_gradient(self) -> bool:
@@ -56,7 +63,8 @@ class Method:
     def needs_clean_teacher_targets(self) -> bool:
         """Teacher logits/gradient at the clean x: not for noisy-input matching alone,
         which queries the teacher only at x + xi (a teacher backward saved per step)."""
-        return self.needs_teacher and (self.noise_sigma == 0 or self.needs_student_gradient)
+        needs_logits_or_gradient = self.act > 0 or self.jac > 0 or self.kd_alpha > 0
+        return needs_logits_or_gradient and (self.noise_sigma == 0 or self.needs_student_gradient)
 
 
 METHODS: dict[str, Method] = {
@@ -73,6 +81,10 @@ METHODS: dict[str, Method] = {
     "act+fulljac": Method(act=1, jac=1, projections=1),
     "act+fulljac+ce": Method(ce=1, act=1, jac=1, projections=1),
     "ce+jacnorm": Method(ce=1, jacnorm=1),
+    # Baselines the paper argues against (issue 13); Hinton's T = 4, alpha = 0.9 and
+    # Zagoruyko & Komodakis's beta = 1000 as defaults, tuned on a validation split.
+    "kd": Method(ce=0.1, kd_alpha=0.9, kd_temperature=4.0),
+    "at+ce": Method(ce=1, at=1000.0),
 }
 PAPER_METHODS = ("ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac")
 METHOD_LABELS = {
@@ -87,6 +99,8 @@ METHOD_LABELS = {
     "act+fulljac": "Match {Activations + full Jacobian (random projection)}",
     "act+fulljac+ce": "Match {Activations + full Jacobian (random projection)} + CE",
     "ce+jacnorm": "CE + Jacobian-norm penalty (Prop 2)",
+    "kd": "Hinton knowledge distillation (KL at temperature T + CE)",
+    "at+ce": "Attention transfer (Zagoruyko & Komodakis) + CE",
 }
 
 
@@ -108,14 +122,27 @@ def method_label(row: str) -> str:
 
 
 def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | None = None,
-               jac_weight: float | None = None) -> Method:
+               jac_weight: float | None = None, kd_temperature: float | None = None,
+               kd_alpha: float | None = None, at_weight: float | None = None) -> Method:
     """A preset by name, with its sigma (noisy methods), penalty strength or Jacobian weight overridden.
 
     ``jac_weight`` is gamma of the supplementary's loss, alpha CE + beta Act + gamma Jac
     (the paper sets every constant to 1); it applies to methods with a Jacobian term.
+    ``kd_temperature`` / ``kd_alpha`` set T and alpha of ``kd`` (CE weight 1 - alpha);
+    ``at_weight`` sets beta of ``at+ce``. Each applies only to methods with that term.
     """
     require(name in METHODS, f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     method = METHODS[name]
+    if method.kd_alpha > 0:
+        if kd_temperature is not None:
+            require(kd_temperature > 0, f"KD temperature must be > 0, got {kd_temperature}; e.g. --kd-temperature 4")
+            method = replace(method, kd_temperature=float(kd_temperature))
+        if kd_alpha is not None:
+            require(0 < kd_alpha <= 1, f"KD alpha must be in (0, 1], got {kd_alpha}; e.g. --kd-alpha 0.9")
+            method = replace(method, kd_alpha=float(kd_alpha), ce=1.0 - float(kd_alpha))
+    if at_weight is not None and method.at > 0:
+        require(at_weight > 0, f"attention-transfer weight must be > 0, got {at_weight}; e.g. --at-weight 1000")
+        method = replace(method, at=float(at_weight))
     if jac_weight is not None:
         require(jac_weight > 0, f"Jacobian weight must be > 0, got {jac_weight}; e.g. --jac-weight 10")
         require(jac_weight == 1 or method.jac > 0,

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from . import losses
+from . import attention, losses
 from .errors import require
 from .jacobian import input_vjp, logits_and_gradient, select_outputs
 from .methods import JACOBIAN_FORMS, PRECISIONS, Method
@@ -103,7 +103,8 @@ class Objective:
     """
 
     def __init__(self, method: Method, teacher: nn.Module | None = None, *, jacobian_form: str = "plain",
-                 output: str = "label", cache: TeacherCache | None = None, precision: str = "fp32"):
+                 output: str = "label", cache: TeacherCache | None = None, precision: str = "fp32",
+                 attention_cache: "attention.AttentionCache | None" = None):
         require(jacobian_form in JACOBIAN_FORMS,
                 f"unknown Jacobian form {jacobian_form!r}; choose one of {JACOBIAN_FORMS}")
         require(precision in PRECISIONS, f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
@@ -112,6 +113,9 @@ class Objective:
         self.method, self.jacobian_form, self.output = method, jacobian_form, output
         self.teacher = freeze(teacher) if teacher is not None else None
         self.cache = cache if method.teacher_targets_cacheable else None
+        self.attention_cache = attention_cache if method.teacher_targets_cacheable else None
+        require(not method.at or not (method.needs_student_gradient or method.noise_sigma or method.projections),
+                "attention transfer combines only with CE, Match Activations and KD")
 
     def _autocast(self, x: torch.Tensor):
         if self.autocast_dtype is None:
@@ -133,6 +137,8 @@ class Objective:
         terms: dict[str, torch.Tensor] = {}
         if m.projections > 0:
             return self._projected(student, x, y)
+        if m.at > 0:
+            return self._attention_transfer(student, x, y, positions)
         t_logits = t_grad = index = None
         if m.needs_clean_teacher_targets:
             if self.cache is not None and positions is not None:
@@ -165,6 +171,33 @@ class Objective:
             terms["jac"] = m.jac * self._match_jac(s_grad, t_grad)
         if m.jacnorm:
             terms["jacnorm"] = m.jacnorm * losses.jacobian_norm_penalty(s_grad)
+        if m.kd_alpha:
+            terms["kd"] = m.kd_alpha * losses.hinton_kd(s_logits, t_logits, m.kd_temperature)
+        return self._finish(terms, s_logits)
+
+    def _attention_transfer(self, student, x, y, positions):
+        """CE (+ Act, KD) + beta/2 * attention transfer: student maps by forward hooks on its stage ends."""
+        m = self.method
+        terms: dict[str, torch.Tensor] = {}
+        with attention.recording(student) as s_maps, self._autocast(x):
+            s_logits = student(x)
+        s_logits = self._loss_dtype(s_logits)
+        if self.attention_cache is not None and positions is not None:
+            t_maps = self.attention_cache[positions]
+            t_logits = self.cache[positions][0] if (m.act or m.kd_alpha) and self.cache is not None else None
+        else:
+            with torch.no_grad(), attention.recording(self.teacher) as t_maps:
+                t_logits = self.teacher(x)
+        if (m.act or m.kd_alpha) and t_logits is None:
+            with torch.no_grad():
+                t_logits = self.teacher(x)
+        if m.ce:
+            terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
+        if m.act:
+            terms["act"] = m.act * losses.match_activations(s_logits, t_logits)
+        if m.kd_alpha:
+            terms["kd"] = m.kd_alpha * losses.hinton_kd(s_logits, t_logits, m.kd_temperature)
+        terms["at"] = m.at / 2 * losses.attention_transfer(list(s_maps), list(t_maps))
         return self._finish(terms, s_logits)
 
     def _projected(self, student, x, y):

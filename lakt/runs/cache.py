@@ -23,8 +23,8 @@ import torch
 
 from ..core import data as data_lib
 from ..core.errors import require
-from ..core.methods import get_method
 from ..core.models import build
+from ..core.attention import AttentionCache
 from ..core.objective import Objective, TeacherCache
 from ..core.robustness import noise_robustness
 from ..core.train import default_device, fit, load_checkpoint, save_checkpoint
@@ -87,7 +87,7 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
         return done
     ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
     if config.n_per_class is not None:  # fail before anything is written
-        data_lib.per_class_subset(ds.train.y, config.n_per_class, config.seed)
+        data_lib.per_class_subset(training_split(config, ds)[0].y, config.n_per_class, config.seed)
     folder = config.folder(results)
     while True:
         with claimed(folder) as claim:
@@ -103,6 +103,15 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
             return done
 
 
+def training_split(config: RunConfig, ds: data_lib.Dataset):
+    """(images the run trains on, validation images or None): the preset's validation images are
+    held out first (the same for every run), then a student's per-class subset is drawn from the rest."""
+    train, validation = data_lib.split_validation(ds.train, config.validation)
+    if config.n_per_class is not None:
+        train = train.subset(data_lib.per_class_subset(train.y, config.n_per_class, config.seed))
+    return train, validation
+
+
 def _execute(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
     device = torch.device(device) if device is not None else default_device()
     remove_temporaries(folder)
@@ -110,9 +119,7 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     resumed = (folder / "progress.pt").exists()
     _log(results, "resume" if resumed else "start", config)
     began = time.perf_counter()
-    train = ds.train
-    if config.n_per_class is not None:
-        train = train.subset(data_lib.per_class_subset(train.y, config.n_per_class, config.seed))
+    train, validation = training_split(config, ds)
     teacher = teacher_acc = None
     if config.kind == "student":
         teacher_metrics = run(config.teacher, results, data_root=data_root, download=download,
@@ -121,21 +128,25 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
         teacher = load_model(config.teacher, results, ds.num_classes, ds.in_channels, device)
     torch.manual_seed(config.seed)
     model = build(config.model, ds.num_classes, width=config.width, in_channels=ds.in_channels).to(device)
-    method = get_method(config.method, noise_sigma=config.noise_sigma, penalty=config.penalty,
-                        jac_weight=config.jac_weight)
-    cache = None
-    if teacher is not None and method.teacher_targets_cacheable:
+    method = config.method_spec
+    cache = attention_cache = None
+    if teacher is not None and method.teacher_targets_cacheable and not config.augment:
         cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output)
+        if method.at > 0:
+            attention_cache = AttentionCache.build(teacher, train.x.to(device))
     objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache,
-                          precision=config.precision)
+                          precision=config.precision, attention_cache=attention_cache)
     history = fit(model, train, objective, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                   final_lr=config.final_lr, seed=config.seed, device=device, test=ds.test, progress=progress,
                   checkpoint=folder / "progress.pt", describe={"name": config.name, **config.to_dict()},
-                  on_epoch=lambda row: claim.heartbeat(), channels_last=config.channels_last)
+                  on_epoch=lambda row: claim.heartbeat(), channels_last=config.channels_last,
+                  augment=config.augment, validation=validation)
     metrics = {"key": config.key, "name": config.name, "config": config.to_dict(),
                "test_acc": history[-1]["test_acc"], "train_size": len(train), "history": history,
                "seconds": time.perf_counter() - began, "device": _device_name(device),
                "torch": torch.__version__, "dataset_name": ds.name, "teacher_acc": teacher_acc}
+    if validation is not None:
+        metrics["val_acc"], metrics["val_size"] = history[-1]["val_acc"], len(validation)
     if config.kind == "robust":
         curve = noise_robustness(model, ds.test, config.sigmas, config.noise_trials, seed=config.seed)
         metrics["noise"] = curve.to_dict(orient="records")
@@ -212,6 +223,7 @@ def collect(configs: list[RunConfig], results: Path):
     for c, m in finished(configs, results):
         row = {"kind": c.kind, "dataset": c.dataset, "model": c.model, "width": c.width, "method": c.method,
                "n_per_class": c.n_per_class, "seed": c.seed, "epochs": c.epochs, "penalty": c.penalty,
-               "test_acc": m["test_acc"], "seconds": m["seconds"], "device": m["device"], "key": c.key}
+               "test_acc": m["test_acc"], "seconds": m["seconds"], "device": m["device"], "key": c.key,
+               "val_acc": m.get("val_acc"), **c.knobs}
         rows.append(row)
     return pd.DataFrame(rows)

@@ -46,6 +46,11 @@ class RunConfig:
     save_model: bool = False
     precision: str = "fp32"         # "bf16": autocast the networks' passes (GPU speed option)
     channels_last: bool = False     # NHWC memory layout (GPU speed option)
+    augment: bool = False           # random crop (4-px zero pad) + flip per batch; teacher and robust runs only
+    validation: int = 0             # training images held out (stratified, fixed seed) and scored as val_acc
+    kd_temperature: float = 4.0     # T of Hinton KD (method "kd")
+    kd_alpha: float = 0.9           # alpha of Hinton KD: alpha T^2 KL + (1 - alpha) CE
+    at_weight: float = 1000.0       # beta of attention transfer (method "at+ce")
 
     def __post_init__(self):
         require(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {KINDS}")
@@ -61,10 +66,35 @@ class RunConfig:
                 f"batch size must be >= 2, got {self.batch_size!r}")
         require(self.noise_sigma > 0, f"noise sigma must be > 0, got {self.noise_sigma!r}")
         require(self.penalty >= 0, f"penalty must be >= 0, got {self.penalty!r}")
-        get_method(self.method, jac_weight=self.jac_weight)  # > 0, and only where there is a Jacobian term
+        self.method_spec  # jac_weight > 0 and only where there is a Jacobian term; KD / AT knobs in range
+        require(isinstance(self.validation, int) and self.validation >= 0,
+                f"validation must be a whole number >= 0, got {self.validation!r}; e.g. --validation 5000")
+        require(not (self.augment and self.kind == "student"),
+                "augmentation is for teacher and robust runs; students stay un-augmented "
+                "so their cached teacher targets stay valid")
+        require(self.kind != "student" or self.teacher is None or self.teacher.validation == self.validation,
+                f"a student must hold out the same validation images as its teacher "
+                f"({self.validation} vs {self.teacher.validation if self.teacher else 0})")
         object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
         require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
         require(self.precision in ("fp32", "bf16"), f"unknown precision {self.precision!r}; choose fp32 or bf16")
+
+    @property
+    def method_spec(self):
+        """The :class:`~lakt.core.methods.Method` this run trains with, every knob applied."""
+        return get_method(self.method, noise_sigma=self.noise_sigma, penalty=self.penalty,
+                          jac_weight=self.jac_weight, kd_temperature=self.kd_temperature,
+                          kd_alpha=self.kd_alpha, at_weight=self.at_weight)
+
+    @property
+    def knobs(self) -> dict:
+        """The hyper-parameters the validation split tunes, those that apply to this method (else None)."""
+        m = METHODS[self.method]
+        return {"jac_weight": self.jac_weight if m.jac > 0 else None,
+                "noise_sigma": self.noise_sigma if m.noise_sigma > 0 else None,
+                "kd_temperature": self.kd_temperature if m.kd_alpha > 0 else None,
+                "kd_alpha": self.kd_alpha if m.kd_alpha > 0 else None,
+                "at_weight": self.at_weight if m.at > 0 else None}
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -100,6 +130,12 @@ class RunConfig:
             parts.append(f"pen{self.penalty:g}")
         if self.jac_weight != 1:
             parts.append(f"gamma{self.jac_weight:g}")
+        if METHODS[self.method].noise_sigma > 0:
+            parts.append(f"sigma{self.noise_sigma:g}")
+        if METHODS[self.method].kd_alpha > 0:
+            parts.append(f"T{self.kd_temperature:g}a{self.kd_alpha:g}")
+        if METHODS[self.method].at > 0:
+            parts.append(f"beta{self.at_weight:g}")
         parts.append(f"s{self.seed}")
         return "/".join(parts)
 
@@ -107,7 +143,8 @@ class RunConfig:
         return Path(results) / self.kind / self.key
 
 
-_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0}
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0, "augment": False,
+                 "validation": 0, "kd_temperature": 4.0, "kd_alpha": 0.9, "at_weight": 1000.0}
 
 
 def _key_dict(d: dict) -> dict:
