@@ -31,7 +31,9 @@ STAGES = 3  # pairs of blocks matched between VGG-9 and VGG-4 (32x32, 16x16, 8x8
 
 def attention_map(activation: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Q = sum over channels of A^2, flattened to [B, H*W] and scaled to unit L2 norm per sample."""
-    return F.normalize(activation.float().pow(2).sum(dim=1).flatten(1), dim=1, eps=eps)
+    if activation.dtype in (torch.float16, torch.bfloat16):  # autocast: the loss arithmetic in float32
+        activation = activation.float()
+    return F.normalize(activation.pow(2).sum(dim=1).flatten(1), dim=1, eps=eps)
 
 
 def stage_ends(model: nn.Module, stages: int = STAGES) -> list[nn.Module]:

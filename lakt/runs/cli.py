@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="dataset folder (CIFAR root, or an ImageFolder tree)")
     p.add_argument("--download", action="store_true")
     p.add_argument("--shard", default=None, help="I/N: run every N-th config starting at I (1-based)")
+    p.add_argument("--parallel", type=_positive_int, default=None,
+                   help="N: train the teachers, then run N shard processes at once on this device")
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
     _add_speed(p)
@@ -136,7 +138,7 @@ def _summary(metrics: dict) -> str:
     return f"{metrics['name']}: test accuracy {metrics['test_acc']:.2f}% ({metrics['seconds']:.1f} s, {metrics['device']})"
 
 
-def _command(args) -> int:
+def _command(args, argv=None) -> int:
     from .. import runs
 
     device = _check_device(getattr(args, "device", None))
@@ -159,6 +161,17 @@ def _command(args) -> int:
         configs = [runs.with_speed(c, args.precision, args.channels_last) for c in runs.preset(args.preset, args.dataset)]
         if any(c.dataset != "digits" for c in configs):
             require(args.data_root is not None, f"preset {args.preset!r} needs --data-root DIR")
+        if args.parallel is not None:
+            from .parallel import parallel_sweep
+            require(args.shard is None, "--parallel starts its own shards; drop --shard")
+            failed = parallel_sweep(configs, Path(args.results), args.parallel, list(argv if argv is not None
+                                                                                     else sys.argv[1:]),
+                                    data_root=args.data_root, download=args.download, device=device,
+                                    progress=not args.quiet)
+            require(failed == 0, f"{failed} of {args.parallel} sweep processes failed; see their messages above "
+                                 "and run the same command again (finished runs are kept)")
+            print(f"{len(configs)} runs finished in {args.results} (preset {args.preset}, {args.parallel} processes)")
+            return 0
         done = runs.sweep(configs, Path(args.results), shard=args.shard, data_root=args.data_root,
                         download=args.download, device=device, progress=not args.quiet)
         print(f"{len(done)} runs finished in {args.results} (preset {args.preset}, shard {args.shard or '1/1'})")
@@ -191,7 +204,7 @@ def _command(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _command(args)
+        return _command(args, argv)
     except LaktError as err:
         print(f"lakt: error: {err}", file=sys.stderr)
         return 2

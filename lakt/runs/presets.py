@@ -210,12 +210,18 @@ PRESETS["cifar10-cpu-v2"] = Preset(
 # no validation split), batch 128, PAPER_GPU_TEACHER_EPOCHS epochs; full-width VGG-4 students
 # at 5-100 per class for 500 epochs, the six methods, seed 0. benchmarks/paper_gpu.sh runs
 # it with several sweep processes sharing the GPU (lakt sweep --parallel N).
-PAPER_GPU_TEACHER_EPOCHS = 40
+PAPER_GPU_TEACHER_EPOCHS = 50
 PRESETS["paper-gpu"] = Preset(
     "paper-gpu", "paper scale on one GPU: full-width augmented VGG-9 teacher, VGG-4 students at 5-100 "
                  "per class, 500 epochs, the six methods, seed 0 (benchmarks/paper_gpu.sh)",
     ("folder",), width=1.0, teacher_epochs=PAPER_GPU_TEACHER_EPOCHS, student_epochs=500, robust_epochs=1,
     batch_size=128, sizes=(5, 10, 50, 100), penalties=(), robust_seeds=(), teacher_augment=True)
+
+# The same command path in seconds on a CPU (tests/test_experiments.py runs paper_gpu.sh with it).
+PRESETS["gpu-smoke"] = dataclasses.replace(
+    PRESETS["paper-gpu"], name="gpu-smoke", description="seconds: paper-gpu's command path on digits, width 1/16",
+    datasets=("digits",), width=0.0625, teacher_epochs=1, student_epochs=1, batch_size=32, sizes=(2,),
+    methods=("ce", "act+jac"))
 
 
 def with_speed(config: RunConfig, precision: str = "fp32", channels_last: bool = False) -> RunConfig:
