@@ -64,6 +64,10 @@ BAD = [
     (["student", "--method", "act", "--jac-weight", "10"], "has no Jacobian term to weight"),
     (["student", "--jac-weight", "0"], "number > 0"),
     (["sweep", "--preset", "smoke", "--results", "RESULTS", "--device", "tpu"], "unknown device"),
+    (["teacher", "--validation", "7"], "multiple of the 10 classes"),
+    (["student", "--method", "kd", "--kd-alpha", "1.5"], "number in (0, 1]"),
+    (["student", "--method", "at+ce", "--at-weight", "-1"], "number > 0"),
+    (["sweep", "--preset", "smoke", "--results", "RESULTS", "--parallel", "2", "--shard", "1/2"], "drop --shard"),
 ]
 
 

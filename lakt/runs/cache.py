@@ -86,8 +86,7 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     if done is not None:
         return done
     ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
-    if config.n_per_class is not None:  # fail before anything is written
-        data_lib.per_class_subset(training_split(config, ds)[0].y, config.n_per_class, config.seed)
+    training_split(config, ds)  # an impossible validation or subset size fails before anything is written
     folder = config.folder(results)
     while True:
         with claimed(folder) as claim:

@@ -35,6 +35,7 @@ def _number(cast, ok, wanted: str):
 _positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a number > 0")
 _nonneg_float = _number(float, lambda v: v >= 0 and v != float("inf"), "a non-negative number")
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_nonneg_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def _add_data(p):
@@ -53,6 +54,8 @@ def _add_training(p, epochs=15):
     p.add_argument("--results", default="runs", help="results cache folder (default: runs)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--validation", type=_nonneg_int, default=0,
+                   help="hold out this many training images (stratified, fixed seed) and report val_acc")
     _add_speed(p)
 
 
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teacher", help="train a VGG-9 teacher with cross-entropy on the whole training set")
     _add_data(p)
     _add_training(p)
+    p.add_argument("--augment", action="store_true", help="random crop (4-pixel zero padding) + horizontal flip")
 
     p = sub.add_parser("student", help="train a VGG-4 student on a per-class subset with one of the methods")
     _add_data(p)
@@ -86,7 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-sigma", type=_positive_float, default=0.1, help="sigma of the noisy-input methods")
     p.add_argument("--jac-weight", type=_positive_float, default=1.0,
                    help="gamma, the Jacobian term's weight (the paper's is 1; methods with 'jac' only)")
+    p.add_argument("--kd-temperature", type=_positive_float, default=4.0, help="T of Hinton KD (method kd)")
+    p.add_argument("--kd-alpha", type=_number(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), default=0.9,
+                   help="alpha of Hinton KD: alpha T^2 KL + (1 - alpha) CE")
+    p.add_argument("--at-weight", type=_positive_float, default=1000.0,
+                   help="beta of attention transfer (method at+ce)")
     p.add_argument("--teacher-epochs", type=_positive_int, default=15, help="epochs of the teacher run it uses")
+    p.add_argument("--teacher-augment", action="store_true", help="use the teacher run trained with --augment")
 
     p = sub.add_parser("robust", help="train VGG-9 with a Jacobian-norm penalty and measure accuracy under noise")
     _add_data(p)
@@ -94,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--penalty", type=_nonneg_float, default=0.1, help="Jacobian-norm strength (Table 3 rows)")
     p.add_argument("--sigmas", type=_nonneg_float, nargs="+", default=list(PAPER_SIGMAS))
     p.add_argument("--trials", type=_positive_int, default=10, help="noise draws per sigma")
+    p.add_argument("--augment", action="store_true", help="random crop (4-pixel zero padding) + horizontal flip")
 
     p = sub.add_parser("noise", help="accuracy of a saved model under Gaussian input noise")
     _add_data(p)
@@ -177,20 +188,24 @@ def _command(args, argv=None) -> int:
         print(f"{len(done)} runs finished in {args.results} (preset {args.preset}, shard {args.shard or '1/1'})")
         return 0
     common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size,
-                  precision=args.precision, channels_last=args.channels_last)
+                  precision=args.precision, channels_last=args.channels_last, validation=args.validation)
     if args.command == "teacher":
-        config = runs.RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True, **common)
+        config = runs.RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True,
+                                augment=args.augment, **common)
     elif args.command == "robust":
         config = runs.RunConfig("robust", model="vgg9", method="ce+jacnorm", epochs=args.epochs,
                               penalty=args.penalty, sigmas=tuple(args.sigmas), noise_trials=args.trials,
-                              save_model=True, **common)
+                              save_model=True, augment=args.augment, **common)
     else:
         teacher = runs.RunConfig("teacher", dataset=args.dataset, model="vgg9", width=args.width,
                                epochs=args.teacher_epochs, batch_size=args.batch_size, save_model=True,
-                               precision=args.precision, channels_last=args.channels_last)
+                               precision=args.precision, channels_last=args.channels_last,
+                               augment=args.teacher_augment, validation=args.validation)
         config = runs.RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class,
                               epochs=args.epochs, jacobian_form=args.jacobian_form, output=args.output,
-                              noise_sigma=args.noise_sigma, jac_weight=args.jac_weight, teacher=teacher, **common)
+                              noise_sigma=args.noise_sigma, jac_weight=args.jac_weight,
+                              kd_temperature=args.kd_temperature, kd_alpha=args.kd_alpha, at_weight=args.at_weight,
+                              teacher=teacher, **common)
     metrics = runs.run(config, Path(args.results), data_root=args.data_root, download=args.download,
                      device=device, progress=not args.quiet)
     print(_summary(metrics))
