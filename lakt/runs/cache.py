@@ -134,7 +134,8 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
         if method.at > 0:
             attention_cache = AttentionCache.build(teacher, train.x.to(device))
     objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache,
-                          precision=config.precision, attention_cache=attention_cache)
+                          precision=config.precision, batch_statistics=config.batch_statistics,
+                          attention_cache=attention_cache)
     history = fit(model, train, objective, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                   final_lr=config.final_lr, seed=config.seed, device=device, test=ds.test, progress=progress,
                   checkpoint=folder / "progress.pt", describe={"name": config.name, **config.to_dict()},
