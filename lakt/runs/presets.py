@@ -201,7 +201,7 @@ PRESETS["cifar10-cpu-gamma"] = dataclasses.replace(
 # Order: teacher, then all of seed 0 (students, then penalised nets), then seeds 1, 2.
 PRESETS["cifar10-cpu-v2"] = Preset(
     "cifar10-cpu-v2", "issue 13: CIFAR-10 (JPEG), width 1/4, 5,000 validation images, augmented teacher, "
-                      "tuned gamma/sigma/KD/AT grids, 3 seeds (CPU hours; see the README)",
+                      "tuned gamma/sigma/KD/AT grids, 3 seeds (hours: run it in parts or on a GPU)",
     ("folder",), width=0.25, teacher_epochs=50, student_epochs=8, robust_epochs=15, batch_size=64,
     student_steps=600, sizes=(5, 10, 50, 100, 500), methods=PAPER_METHODS + ("noisy-act", "kd", "at+ce"),
     seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.1,
