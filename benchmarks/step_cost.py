@@ -46,8 +46,12 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def setup(spec: dict):
-    """Build one (model, width, batch, method, teacher mode) and return its training step."""
+def setup(spec: dict, with_objective: bool = False):
+    """Build one (model, width, batch, method, teacher mode[, precision]) and return its training step.
+
+    ``with_objective``: also return (student, objective, x, y, positions) of one fixed
+    batch, so that the loss of the same batch can be compared across precisions.
+    """
     import torch
 
     from lakt.core import models
@@ -63,7 +67,7 @@ def setup(spec: dict):
     pool = 4 * spec["batch"]
     x_all = torch.randn(pool, 3, 32, 32, device=device)
     y_all = torch.randint(0, 10, (pool,), device=device)
-    objective = Objective(method, teacher, jacobian_form="normalized")
+    objective = Objective(method, teacher, jacobian_form="normalized", precision=spec.get("precision", "fp32"))
     if spec["teacher"] == "cached":
         objective.cache = TeacherCache.build(objective.teacher, x_all, y_all, "label")
     optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
@@ -74,6 +78,9 @@ def setup(spec: dict):
         positions = torch.randint(0, pool, (spec["batch"],), device=device, generator=generator)
         train_step(student, objective, optimizer, positions, x_all[positions], y_all[positions])
 
+    if with_objective:
+        first = torch.arange(spec["batch"], device=device)
+        return step, (student, objective, x_all[first], y_all[first], first)
     return step
 
 
