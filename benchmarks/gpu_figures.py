@@ -1,6 +1,6 @@
 """GPU figures for the appendix: step cost in fp32 and bf16, concurrent students, teacher throughput.
 
-    python benchmarks/gpu_figures.py --out gpu_figures              # on a GPU: about 3 minutes (--budget-s 180)
+    python benchmarks/gpu_figures.py --out gpu_figures              # on a GPU: --budget-s 180 + ~20 s start-up
     python benchmarks/gpu_figures.py --out gpu_figures --budget-s 90
     python benchmarks/gpu_figures.py --out /tmp/tiny --tiny         # any machine, CPU included: seconds, tiny sizes
 
@@ -195,8 +195,7 @@ def _concurrent_worker(job: dict) -> dict:
 def concurrent_throughput(spec: dict, k: int, window_s: float, warmup: int, timeout_s: float) -> dict:
     """Summed images/s of k processes running the same student step at once on the one device."""
     env = dict(os.environ, **_step_cost_module().STEADY_MALLOC)
-    if spec["device"] == "cpu":
-        env["OMP_NUM_THREADS"] = "1"  # k processes share the cores
+    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // k))  # k processes share the host's cores
     with tempfile.TemporaryDirectory(prefix="lakt-concurrent-") as folder:
         procs = []
         for rank in range(k):
