@@ -122,7 +122,7 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     torch.manual_seed(config.seed)
     model = build(config.model, ds.num_classes, width=config.width, in_channels=ds.in_channels).to(device)
     method = get_method(config.method, noise_sigma=config.noise_sigma, penalty=config.penalty,
-                        jac_weight=config.jac_weight)
+                        jac_weight=config.jac_weight, fd_step=config.fd_step, fd_fraction=config.fd_fraction)
     cache = None
     if teacher is not None and method.teacher_targets_cacheable:
         cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output)

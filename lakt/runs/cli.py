@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-sigma", type=_positive_float, default=0.1, help="sigma of the noisy-input methods")
     p.add_argument("--jac-weight", type=_positive_float, default=1.0,
                    help="gamma, the Jacobian term's weight (the paper's is 1; methods with 'jac' only)")
+    p.add_argument("--fd-step", type=_positive_float, default=0.01,
+                   help="h of the finite-difference Jacobian term (*fdjac* methods)")
+    p.add_argument("--fd-fraction", type=_positive_float, default=0.25,
+                   help="share of each batch perturbed for the finite-difference term, in (0, 1] (*fdjac* methods)")
     p.add_argument("--teacher-epochs", type=_positive_int, default=15, help="epochs of the teacher run it uses")
 
     p = sub.add_parser("robust", help="train VGG-9 with a Jacobian-norm penalty and measure accuracy under noise")
@@ -177,7 +181,8 @@ def _command(args) -> int:
                                precision=args.precision, channels_last=args.channels_last)
         config = runs.RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class,
                               epochs=args.epochs, jacobian_form=args.jacobian_form, output=args.output,
-                              noise_sigma=args.noise_sigma, jac_weight=args.jac_weight, teacher=teacher, **common)
+                              noise_sigma=args.noise_sigma, jac_weight=args.jac_weight, fd_step=args.fd_step,
+                              fd_fraction=args.fd_fraction, teacher=teacher, **common)
     metrics = runs.run(config, Path(args.results), data_root=args.data_root, download=args.download,
                      device=device, progress=not args.quiet)
     print(_summary(metrics))

@@ -40,6 +40,8 @@ class RunConfig:
     noise_sigma: float = 0.1        # for the noisy-input methods
     penalty: float = 0.0            # Jacobian-norm strength (robust runs)
     jac_weight: float = 1.0         # gamma, the Match-Jacobians weight (the paper's is 1)
+    fd_step: float = 0.01           # h of the finite-difference Jacobian term (*fdjac* methods)
+    fd_fraction: float = 0.25       # share of each batch perturbed for it (*fdjac* methods)
     sigmas: tuple = PAPER_SIGMAS    # noise levels evaluated (robust runs)
     noise_trials: int = 10
     teacher: "RunConfig | None" = None
@@ -61,7 +63,13 @@ class RunConfig:
                 f"batch size must be >= 2, got {self.batch_size!r}")
         require(self.noise_sigma > 0, f"noise sigma must be > 0, got {self.noise_sigma!r}")
         require(self.penalty >= 0, f"penalty must be >= 0, got {self.penalty!r}")
-        get_method(self.method, jac_weight=self.jac_weight)  # > 0, and only where there is a Jacobian term
+        method = get_method(self.method, jac_weight=self.jac_weight,  # > 0, and only where there is a Jacobian term
+                            fd_step=self.fd_step, fd_fraction=self.fd_fraction)
+        require(self.fd_step > 0 and 0 < self.fd_fraction <= 1,
+                f"fd_step must be > 0 and fd_fraction in (0, 1], got {self.fd_step!r} and {self.fd_fraction!r}")
+        require(not method.finite_difference or self.precision == "fp32",
+                f"method {self.method!r} needs float32 (its finite differences are below bf16's rounding); "
+                "use --precision fp32")
         object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
         require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
         require(self.precision in ("fp32", "bf16"), f"unknown precision {self.precision!r}; choose fp32 or bf16")
@@ -100,6 +108,8 @@ class RunConfig:
             parts.append(f"pen{self.penalty:g}")
         if self.jac_weight != 1:
             parts.append(f"gamma{self.jac_weight:g}")
+        if METHODS[self.method].finite_difference and (self.fd_step, self.fd_fraction) != (0.01, 0.25):
+            parts.append(f"h{self.fd_step:g}-frac{self.fd_fraction:g}")
         parts.append(f"s{self.seed}")
         return "/".join(parts)
 
@@ -107,7 +117,7 @@ class RunConfig:
         return Path(results) / self.kind / self.key
 
 
-_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0}
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0, "fd_step": 0.01, "fd_fraction": 0.25}
 
 
 def _key_dict(d: dict) -> dict:
