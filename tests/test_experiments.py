@@ -145,9 +145,29 @@ def test_the_jacobian_weight_counts_in_the_key_only_when_not_one():
     teacher = runs.RunConfig("teacher", width=0.25)
     plain = runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher)
     assert plain.key == runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=1.0).key
-    assert "jac_weight" not in runs._key_dict(plain.to_dict())  # older caches stay valid
+    assert "jac_weight" not in runs.config._key_dict(plain.to_dict())  # older caches stay valid
     assert plain.key != runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=10).key
     with pytest.raises(LaktError, match="has no Jacobian term to weight"):
         runs.RunConfig("student", method="act", n_per_class=5, teacher=teacher, jac_weight=10)
     with pytest.raises(LaktError, match="Jacobian weight must be > 0"):
         runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=0)
+
+
+def test_runs_on_the_student_gradient_get_new_keys_with_the_per_sample_fix():
+    """Issue 12: no run trained on the batch-coupled gradient is ever served as a per-sample one;
+    runs that never take the student's input gradient keep their keys."""
+    teacher = runs.RunConfig("teacher", width=0.25)
+    for method in ("jac+ce", "act+jac", "act+fulljac"):
+        fixed = runs.RunConfig("student", method=method, n_per_class=5, teacher=teacher)
+        coupled = runs.RunConfig("student", method=method, n_per_class=5, teacher=teacher, batch_statistics="coupled")
+        assert fixed.key != coupled.key and "batch_statistics" not in runs.config._key_dict(coupled.to_dict())
+    for method in ("ce", "act", "act+ce", "noisy-act"):
+        assert (runs.RunConfig("student", method=method, n_per_class=5, teacher=teacher).key
+                == runs.RunConfig("student", method=method, n_per_class=5, teacher=teacher,
+                                  batch_statistics="coupled").key)
+    robust = dict(kind="robust", method="ce+jacnorm")
+    assert runs.RunConfig(**robust, penalty=0.0).key == runs.RunConfig(**robust, penalty=0.0, batch_statistics="coupled").key
+    assert runs.RunConfig(**robust, penalty=0.1).key != runs.RunConfig(**robust, penalty=0.1, batch_statistics="coupled").key
+    old = runs.RunConfig("student", method="jac+ce", n_per_class=5, teacher=teacher, batch_statistics="coupled").to_dict()
+    del old["batch_statistics"]  # a config.json written before the field existed
+    assert runs.RunConfig.from_dict(old).batch_statistics == "coupled"

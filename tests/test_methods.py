@@ -139,3 +139,29 @@ def test_the_jacobian_weight_scales_only_the_jacobian_term(pair):
     assert ten["act"].item() == pytest.approx(one["act"].item(), rel=1e-12)
     assert total.item() == pytest.approx((ten["act"] + ten["jac"]).item(), rel=1e-12)
     assert get_method("act+fulljac", jac_weight=100).jac == 100
+
+
+def test_train_mode_objective_takes_the_loss_on_the_ordinary_forward_and_the_gradient_per_sample():
+    """Per-sample Jacobians in train mode (issue 12): CE and Act see BatchNorm's usual batch
+    statistics gradients; the Jacobian term uses the gradient with the statistics held fixed."""
+    torch.manual_seed(3)
+    teacher = models.vgg4(width=0.25).double().eval()
+    student = models.vgg4(width=0.25).double().train()
+    x, y = torch.randn(16, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (16,))
+    total, terms = Objective(get_method("act+jac+ce"), teacher, jacobian_form="normalized")(student, x, y)
+    got = torch.autograd.grad(total, list(student.parameters()))
+
+    xt = x.clone().requires_grad_(True)
+    t_logits = teacher(xt)
+    t_grad = torch.autograd.grad(t_logits.gather(1, y.view(-1, 1)).sum(), xt)[0]
+    logits = student(x)  # ordinary train-mode forward
+    s_grad = jacobian.output_gradient(student, x, y, create_graph=True, batch_statistics="fixed")
+    want_total = (losses.cross_entropy(logits, y) + losses.match_activations(logits, t_logits.detach())
+                  + losses.match_jacobians_normalized(s_grad, t_grad))
+    want = torch.autograd.grad(want_total, list(student.parameters()))
+    torch.testing.assert_close(total, want_total)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
+    coupled = Objective(get_method("act+jac+ce"), teacher, jacobian_form="normalized",
+                        batch_statistics="coupled")(student, x, y)[1]["jac"]
+    assert abs(coupled.item() - terms["jac"].item()) > 1e-6  # the option selects the pre-fix gradient

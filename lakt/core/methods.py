@@ -9,8 +9,14 @@ they are the first six entries of :data:`METHODS`. Beyond the paper:
 
 * ``noisy-act``: match activations at x + xi, xi ~ N(0, sigma^2 I) -- the *left* side
   of Prop 1 used directly as a training method (Monte-Carlo, one draw per step);
-* ``act+fulljac``: the full-Jacobian sum of Prop 1 (all k outputs) estimated with
-  random projections, instead of the paper's single-output heuristic;
+* ``act+fulljac``: all k Jacobian rows instead of the paper's single-output heuristic,
+  through one random projection v ~ N(0, I_k) per step shared by student and teacher,
+  matching v^T J_S(x) to v^T J_T(x). In the *plain* form this is an unbiased estimate of
+  Prop 1's sum over rows, sum_i ||grad S^i - grad T^i||^2. In the *normalised* form
+  (CIFAR-10's, which the cifar10-cpu preset used) it matches the direction of the
+  projected gradient, || u_S/||u_S|| - u_T/||u_T|| ||^2 with u = v^T J: a loss of the
+  size of one row's term (in [0, 4]), *not* an estimate of the normalised sum over the
+  k rows, which would be about k times larger;
 * ``ce+jacnorm``: cross-entropy plus the Jacobian-norm penalty of Prop 2 (Table 3);
 * ``act+fdjac`` (and ``+ce``): the full-Jacobian term of Prop 1 estimated by finite
   differences along random input directions, (S(x+hv) - S(x))/h against
@@ -102,8 +108,8 @@ METHOD_LABELS = {
     "act+jac": "Match {Activations + Jacobians}",
     "noisy-act": "Match Activations at noisy inputs (Prop 1, left side)",
     "noisy-act+ce": "Match Activations at noisy inputs + CE",
-    "act+fulljac": "Match {Activations + full Jacobian (random projection)}",
-    "act+fulljac+ce": "Match {Activations + full Jacobian (random projection)} + CE",
+    "act+fulljac": "Match {Activations + projected full Jacobian}",
+    "act+fulljac+ce": "Match {Activations + projected full Jacobian} + CE",
     "ce+jacnorm": "CE + Jacobian-norm penalty (Prop 2)",
     "act+fdjac": "Match {Activations + full Jacobian (finite differences)}",
     "act+fdjac+ce": "Match {Activations + full Jacobian (finite differences)} + CE",

@@ -10,10 +10,11 @@ from contextlib import nullcontext
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import losses
 from .errors import require
-from .jacobian import input_vjp, logits_and_gradient, select_outputs
+from .jacobian import BATCH_STATISTICS, batch_statistics_held_fixed, input_vjp, logits_and_gradient, select_outputs
 from .methods import JACOBIAN_FORMS, PRECISIONS, Method
 
 def freeze(teacher: nn.Module) -> nn.Module:
@@ -103,7 +104,8 @@ class Objective:
     """
 
     def __init__(self, method: Method, teacher: nn.Module | None = None, *, jacobian_form: str = "plain",
-                 output: str = "label", cache: TeacherCache | None = None, precision: str = "fp32"):
+                 output: str = "label", cache: TeacherCache | None = None, precision: str = "fp32",
+                 batch_statistics: str = "fixed"):
         require(jacobian_form in JACOBIAN_FORMS,
                 f"unknown Jacobian form {jacobian_form!r}; choose one of {JACOBIAN_FORMS}")
         require(precision in PRECISIONS, f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
@@ -111,6 +113,9 @@ class Objective:
         require(not method.finite_difference or precision == "fp32",
                 "the finite-difference Jacobian term needs float32 (a bf16 logit's rounding exceeds the difference "
                 "at small h); use --precision fp32 with the *fdjac* methods")
+        require(batch_statistics in BATCH_STATISTICS,
+                f"unknown batch_statistics {batch_statistics!r}; choose one of {BATCH_STATISTICS}")
+        self.batch_statistics = batch_statistics
         require(not method.needs_teacher or teacher is not None, "this method needs a teacher model")
         self.method, self.jacobian_form, self.output = method, jacobian_form, output
         self.teacher = freeze(teacher) if teacher is not None else None
@@ -153,7 +158,7 @@ class Objective:
             return self._finite_difference(student, x, y, t_logits)
         with self._autocast(x):
             if m.needs_student_gradient:
-                s_logits, s_grad = logits_and_gradient(student, x, index, create_graph=True)
+                s_logits, s_grad = self._student_logits_and_gradient(student, x, index)
                 s_grad = self._loss_dtype(s_grad)
             else:
                 s_logits, s_grad = student(x), None
@@ -177,12 +182,22 @@ class Objective:
         return self._finish(terms, s_logits)
 
     def _projected(self, student, x, y):
-        """Full-Jacobian terms by random projections v ~ N(0, I_k), shared by S and T."""
+        """Full-Jacobian terms by random projections v ~ N(0, I_k), shared by S and T.
+
+        Plain form: an unbiased estimate of sum_i ||grad S^i - grad T^i||^2 (Prop 1). Normalised
+        form: the projected gradients' directions matched, not the normalised sum over rows
+        (:mod:`lakt.core.methods`, ``act+fulljac``).
+        """
         m = self.method
         terms: dict[str, torch.Tensor] = {}
         xs = x.detach().requires_grad_(True)
         with self._autocast(x):
-            s_logits = student(xs)
+            if self._two_passes(student):  # train-mode BatchNorm: ordinary forward for the loss,
+                s_logits = student(x)       # statistics held fixed for the projected gradients
+                with batch_statistics_held_fixed(student):
+                    s_outputs = student(xs)
+            else:
+                s_logits = s_outputs = student(xs)
         if self.teacher is not None:
             xt = x.detach().requires_grad_(True)
             with torch.enable_grad():
@@ -191,7 +206,7 @@ class Objective:
         for _ in range(m.projections):
             v = torch.randn_like(s_logits)
             with self._autocast(x):
-                s_grad = self._loss_dtype(input_vjp(s_logits, xs, v, create_graph=True))
+                s_grad = self._loss_dtype(input_vjp(s_outputs, xs, v, create_graph=True))
             if self.teacher is not None:
                 estimates.append(self._match_jac(s_grad, input_vjp(t_logits, xt, v).detach()))
             else:
@@ -233,6 +248,21 @@ class Objective:
             terms["act"] = m.act * losses.match_activations(s_logits, t_logits)
         terms["jac"] = m.jac * losses.match_finite_differences(s_moved, s_logits[:n], t_moved, t_logits[:n], m.fd_step)
         return self._finish(terms, s_logits)
+
+    def _two_passes(self, student: nn.Module) -> bool:
+        """Whether the student's input gradient needs its own forward: per-sample gradients
+        of a train-mode BatchNorm net come from a pass with the batch statistics held fixed
+        (:mod:`lakt.core.jacobian`), while the loss is taken on the ordinary forward."""
+        return self.batch_statistics == "fixed" and any(
+            isinstance(mod, _BatchNorm) and mod.training for mod in student.modules())
+
+    def _student_logits_and_gradient(self, student: nn.Module, x: torch.Tensor, index: torch.Tensor):
+        """Logits for the loss terms and each sample's gradient of its selected output, graph kept."""
+        if not self._two_passes(student):  # one pass gives both (eval mode, no BatchNorm, or "coupled")
+            return logits_and_gradient(student, x, index, create_graph=True, batch_statistics="coupled")
+        s_logits = student(x)  # the ordinary train-mode forward: BatchNorm's usual gradients and running stats
+        _, s_grad = logits_and_gradient(student, x, index, create_graph=True, batch_statistics="fixed")
+        return s_logits, s_grad
 
     @staticmethod
     def _finish(terms, s_logits):

@@ -127,7 +127,7 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     if teacher is not None and method.teacher_targets_cacheable:
         cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output)
     objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache,
-                          precision=config.precision)
+                          precision=config.precision, batch_statistics=config.batch_statistics)
     history = fit(model, train, objective, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                   final_lr=config.final_lr, seed=config.seed, device=device, test=ds.test, progress=progress,
                   checkpoint=folder / "progress.pt", describe={"name": config.name, **config.to_dict()},

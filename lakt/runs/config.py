@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core import data as data_lib
 from ..core.errors import require
+from ..core.jacobian import BATCH_STATISTICS
 from ..core.methods import METHODS, get_method
 from ..core.robustness import PAPER_SIGMAS, check_sigmas
 
@@ -48,6 +49,10 @@ class RunConfig:
     save_model: bool = False
     precision: str = "fp32"         # "bf16": autocast the networks' passes (GPU speed option)
     channels_last: bool = False     # NHWC memory layout (GPU speed option)
+    # The student's input gradient in train mode: "fixed" holds BatchNorm's batch statistics
+    # fixed (per sample, lakt.core.jacobian); "coupled" is the summed backward through them
+    # that every run before the per-sample fix was trained with (results/ cifar10-cpu*).
+    batch_statistics: str = "fixed"
 
     def __post_init__(self):
         require(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {KINDS}")
@@ -73,6 +78,10 @@ class RunConfig:
         object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
         require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
         require(self.precision in ("fp32", "bf16"), f"unknown precision {self.precision!r}; choose fp32 or bf16")
+        require(self.batch_statistics in BATCH_STATISTICS,
+                f"unknown batch_statistics {self.batch_statistics!r}; choose one of {BATCH_STATISTICS}")
+        if not uses_student_gradient(dataclasses.asdict(self) | {"teacher": None}):
+            object.__setattr__(self, "batch_statistics", "fixed")  # irrelevant to it: one canonical value
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -84,6 +93,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
+        for field, earlier in _LATER_FIELDS.items():  # a config written before the field existed
+            d.setdefault(field, earlier)
         if d.get("teacher") is not None:
             d["teacher"] = cls.from_dict(d["teacher"])
         d["sigmas"] = tuple(d.get("sigmas", PAPER_SIGMAS))
@@ -117,11 +128,26 @@ class RunConfig:
         return Path(results) / self.kind / self.key
 
 
-_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0, "fd_step": 0.01, "fd_fraction": 0.25}
+# Fields added after results were first published, with the value every earlier run had:
+# at that value a field is left out of the key, so earlier caches stay valid. For
+# batch_statistics the earlier value is "coupled" (the pre-fix gradient), so runs that use
+# the student's input gradient get new keys with the per-sample "fixed" default and can never
+# be served the old runs; runs that never take that gradient (CE, Act, teachers, penalty 0)
+# keep their keys, since the field changes nothing they compute.
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0, "batch_statistics": "coupled",
+                 "fd_step": 0.01, "fd_fraction": 0.25}
+
+
+def uses_student_gradient(d: dict) -> bool:
+    """Whether a run (as a config dict) differentiates the student's input gradient."""
+    return get_method(d["method"], penalty=d.get("penalty", 0.0),
+                      jac_weight=d.get("jac_weight", 1.0)).needs_student_gradient
 
 
 def _key_dict(d: dict) -> dict:
     d = {k: v for k, v in d.items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+    if "batch_statistics" in d and not uses_student_gradient(d):
+        del d["batch_statistics"]
     if d.get("teacher") is not None:
         d["teacher"] = _key_dict(d["teacher"])
     return d

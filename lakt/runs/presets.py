@@ -50,6 +50,7 @@ class Preset:
     noise_trials: int = 10
     noise_sigma: float = 0.1  # sigma of the noisy-input distillation rows
     jac_weights: tuple = (1.0,)  # gamma of every method with a Jacobian term (one student per value)
+    batch_statistics: str = "fixed"  # "coupled": the pre-fix student gradient its committed runs used
 
     def with_seeds(self, seeds=None) -> "Preset":
         """This preset with its training seeds (students and robust nets) replaced by ``seeds``.
@@ -87,7 +88,7 @@ class Preset:
         students = [RunConfig("student", dataset, "vgg4", self.width, m, n, s,
                               self.student_epochs_for(dataset, n, classes), self.batch_size,
                               jacobian_form=JACOBIAN_FORM.get(dataset, "normalized"), teacher=teacher,
-                              noise_sigma=self.noise_sigma, jac_weight=g)
+                              noise_sigma=self.noise_sigma, jac_weight=g, batch_statistics=self.batch_statistics)
                     for n in sizes for m in self.methods
                     for g in (self.jac_weights if METHODS[m].jac > 0 else (1.0,)) for s in self.seeds]
         return [teacher, *students]
@@ -99,7 +100,8 @@ class Preset:
         """
         dataset = dataset or self.robust_dataset or self.datasets[0]
         return [RunConfig("robust", dataset, "vgg9", self.width, "ce+jacnorm", None, s, self.robust_epochs,
-                          self.batch_size, penalty=p, noise_trials=self.noise_trials, save_model=True)
+                          self.batch_size, penalty=p, noise_trials=self.noise_trials, save_model=True,
+                          batch_statistics=self.batch_statistics)
                 for s in self.robust_seeds for p in self.penalties]
 
     def runs(self, dataset: str | None = None) -> list[RunConfig]:
@@ -124,7 +126,9 @@ PRESETS = {
                           ("folder",), width=0.25, teacher_epochs=30, student_epochs=8, robust_epochs=15,
                           student_steps=600, sizes=(5, 10, 50, 100, 500),
                           methods=PAPER_METHODS + ("noisy-act", "act+fulljac"), seeds=(0, 1, 2),
-                          robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.3),
+                          robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.3,
+                          # trained before the per-sample fix, with the batch-coupled student gradient
+                          batch_statistics="coupled"),
     "paper": Preset("paper", "the paper's protocol on CIFAR-10/100: full width, 500 epochs (a GPU job)",
                     ("cifar10", "cifar100"), width=1.0, teacher_epochs=500, student_epochs=500,
                     robust_epochs=500, batch_size=128, robust_dataset="cifar100"),
