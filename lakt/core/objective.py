@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import losses
+from . import losses, one_pass
 from .errors import require
 from .jacobian import BATCH_STATISTICS, batch_statistics_held_fixed, input_vjp, logits_and_gradient, select_outputs
 from .methods import JACOBIAN_FORMS, PRECISIONS, Method
@@ -260,9 +260,10 @@ class Objective:
         """Logits for the loss terms and each sample's gradient of its selected output, graph kept."""
         if not self._two_passes(student):  # one pass gives both (eval mode, no BatchNorm, or "coupled")
             return logits_and_gradient(student, x, index, create_graph=True, batch_statistics="coupled")
-        s_logits = student(x)  # the ordinary train-mode forward: BatchNorm's usual gradients and running stats
-        _, s_grad = logits_and_gradient(student, x, index, create_graph=True, batch_statistics="fixed")
-        return s_logits, s_grad
+        # One forward for both: BatchNorm's usual gradients and running stats for the loss, the
+        # statistics held fixed for the input gradient (lakt.core.one_pass; equal to an ordinary
+        # forward plus logits_and_gradient(..., batch_statistics="fixed"), one forward cheaper).
+        return one_pass.logits_and_gradient(student, x, index)
 
     @staticmethod
     def _finish(terms, s_logits):
