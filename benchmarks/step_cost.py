@@ -174,9 +174,10 @@ def profile_step(spec: dict, steps: int = 5) -> list[dict]:
             step()
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
-    bn = sum(e.cpu_time_total for e in events if e.key == "NativeBatchNormBackwardBackward0")
+    # BatchNorm's backward work: the one-pass Function's (lakt.core.one_pass), or a native double backward
+    bn = sum(e.cpu_time_total for e in events if e.key in ("NativeBatchNormBackwardBackward0", "_AffineBatchNormBackward"))
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:4]
-    return ([{"op": "BatchNorm double backward (NativeBatchNormBackwardBackward0, inclusive)", "share": bn / total}]
+    return ([{"op": "BatchNorm backward (one-pass Function or native double backward, inclusive)", "share": bn / total}]
             + [{"op": e.key, "share": e.self_cpu_time_total / total} for e in top])
 
 
