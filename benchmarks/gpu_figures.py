@@ -416,7 +416,8 @@ def summary(step_table, agreement, conc_table, teach_table, projection, meta) ->
     lines.append(f"paper protocol, one seed of Tables 1-3, measured at width {width:g}, batch {batch}"
                  f"{' (tiny sizes: not the protocol)' if meta['tiny'] else ''}: "
                  + ", ".join(f"{h:.3g} h ({b}-bound)" for b, h in total.items())
-                 + ("" if projection["hours"].notna().all() else " -- some rows unpriced"))
+                 + ("" if projection["hours"].notna().all() else " -- some rows unpriced")
+                 + ("" if meta["tiny"] else f"; goal <= 1 GPU-hour: {'met' if total.max() <= 1 else 'not met'}"))
     if meta["skipped"]:
         lines.append("skipped: " + "; ".join(meta["skipped"]))
     return "\n".join(lines)

@@ -112,3 +112,17 @@ def test_projection_without_concurrency_assumes_no_gain_and_refuses_a_missing_se
     assert (proj["speedup"] == 1).all() and (proj["k"] == 1).all()
     with pytest.raises(LaktError, match="gpu_figures"):
         cost.project_concurrent_hours(cost.paper_workload(), step, precision="fp32")
+
+
+def test_load_gpu_figures_reads_what_the_command_wrote_or_names_the_command(tmp_path):
+    with pytest.raises(LaktError, match="gpu_figures.py --out"):
+        cost.load_gpu_figures(tmp_path)
+    step, conc, teacher = _tables()
+    proj = cost.project_concurrent_hours(cost.paper_workload(), step, conc, teacher)
+    proj.to_csv(tmp_path / "projection.csv", index=False)
+    (tmp_path / "meta.json").write_text(json.dumps({"device": "gpu", "skipped": []}))
+    figures = cost.load_gpu_figures(tmp_path)
+    assert figures["meta"]["device"] == "gpu" and figures["concurrency"].empty
+    hours = cost.protocol_hours(figures["projection"])
+    assert list(hours.columns) == ["images", "steps"] and (hours["steps"] >= hours["images"] - 1e-9).all()
+    assert hours["images"].sum() == pytest.approx(proj[proj["bound"] == "images"]["hours"].sum())

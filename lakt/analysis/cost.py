@@ -165,3 +165,29 @@ def scaled_to_faster_device(hours: float, speedups=(30, 100, 300)) -> pd.DataFra
     """
     return pd.DataFrame({"assumed speed-up over the measured device": list(speedups),
                          "projected hours": [hours / s for s in speedups]})
+
+
+GPU_FILES = ("step_cost", "bf16_agreement", "concurrency", "teacher_throughput", "projection")
+
+
+def load_gpu_figures(folder) -> dict:
+    """The CSVs and meta.json written by ``benchmarks/gpu_figures.py --out FOLDER`` (chapter 6's GPU tables).
+
+    Returns {"step_cost", "bf16_agreement", "concurrency", "teacher_throughput",
+    "projection": DataFrame (empty when that part was skipped), "meta": dict}.
+    """
+    import json
+
+    folder = Path(folder)
+    require((folder / "meta.json").is_file(),
+            f"no GPU figures in {str(folder)!r}; run python benchmarks/gpu_figures.py --out {folder} on a GPU")
+    out = {"meta": json.loads((folder / "meta.json").read_text())}
+    for name in GPU_FILES:
+        path = folder / f"{name}.csv"
+        out[name] = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    return out
+
+
+def protocol_hours(projection: pd.DataFrame) -> pd.DataFrame:
+    """Hours per phase of the paper protocol, both bounds side by side (rows of project_concurrent_hours)."""
+    return projection.pivot_table(index="phase", columns="bound", values="hours", aggfunc="sum", sort=False)
