@@ -27,6 +27,20 @@ def match_jacobians(student_grad: torch.Tensor, teacher_grad: torch.Tensor) -> t
     return diff.flatten(1).pow(2).sum(dim=1).mean()
 
 
+def match_finite_differences(student_moved: torch.Tensor, student_clean: torch.Tensor,
+                             teacher_moved: torch.Tensor, teacher_clean: torch.Tensor, step: float) -> torch.Tensor:
+    """'Match Jacobians' by finite differences: || (dS - dT) / h ||_2^2 over the k outputs.
+
+    With x' = x + h v, v ~ N(0, I_D): dS = S(x') - S(x) = h J_S(x) v + O(h^2), so the value is
+    ||(J_S - J_T) v||^2 + O(h), whose expectation over v is ||J_S - J_T||_F^2 -- the plain
+    full-Jacobian term, :func:`match_jacobians` of all k rows (``full_jacobian``) summed
+    over outputs. For piecewise-linear nets the O(h) vanishes once x' stays in x's linear
+    region, which it does for small enough h (chapter 1: crossings make larger h biased).
+    """
+    diff = (student_moved - student_clean) - (teacher_moved - teacher_clean).detach()
+    return (diff / step).pow(2).sum(dim=1).mean()
+
+
 def match_jacobians_normalized(student_grad: torch.Tensor, teacher_grad: torch.Tensor,
                                eps: float = 1e-12) -> torch.Tensor:
     """'Match Jacobians', CIFAR-10 form: || grad T/||grad T|| - grad S/||grad S|| ||_2^2.

@@ -22,6 +22,10 @@ they are the first six entries of :data:`METHODS`. Beyond the paper:
   + (1 - alpha) CE -- the cross-entropy distillation the paper says squared error beats;
 * ``at+ce``: Zagoruyko & Komodakis's attention transfer plus CE, the other "Jacobian as
   attention" approach the paper cites (:mod:`lakt.core.attention`).
+* ``act+fdjac`` (and ``+ce``): the full-Jacobian term of Prop 1 estimated by finite
+  differences along random input directions, (S(x+hv) - S(x))/h against
+  (T(x+hv) - T(x))/h with v ~ N(0, I_D): E_v ||(J_S - J_T) v||^2 = ||J_S - J_T||_F^2,
+  so for piecewise-linear nets it is unbiased as h -> 0 -- and needs no double backward.
 
 The teacher is never trained: it is put in eval mode, its parameters are frozen and
 every quantity taken from it is detached.
@@ -51,14 +55,26 @@ class Method:
     kd_alpha: float = 0.0    # weight of Hinton's T^2 KL term (the ``kd`` preset sets ce = 1 - alpha)
     kd_temperature: float = 1.0  # T of the softened softmaxes
     at: float = 0.0          # beta of attention transfer (Zagoruyko & Komodakis)
+    fd_step: float = 0.0     # h > 0: the Jacobian term by finite differences along random input directions
+    fd_fraction: float = 0.25  # the share of each batch perturbed for the finite-difference term
 
     @property
     def needs_teacher(self) -> bool:
         return self.act > 0 or self.jac > 0 or self.kd_alpha > 0 or self.at > 0
 
     @property
+    def finite_difference(self) -> bool:
+        """The Jacobian term by finite differences: no input gradient of either network is taken."""
+        return self.jac > 0 and self.fd_step > 0
+
+    @property
     def needs_student_gradient(self) -> bool:
-        return self.jac > 0 or self.jacnorm > 0
+        return (self.jac > 0 and not self.finite_difference) or self.jacnorm > 0
+
+    @property
+    def needs_teacher_gradient(self) -> bool:
+        """The teacher's input gradient at x: only the exact (backward-pass) Jacobian term uses it."""
+        return self.jac > 0 and not self.finite_difference and self.projections == 0
 
     @property
     def teacher_targets_cacheable(self) -> bool:
@@ -91,6 +107,8 @@ METHODS: dict[str, Method] = {
     # Zagoruyko & Komodakis's beta = 1000 as defaults, tuned on a validation split.
     "kd": Method(ce=0.1, kd_alpha=0.9, kd_temperature=4.0),
     "at+ce": Method(ce=1, at=1000.0),
+    "act+fdjac": Method(act=1, jac=1, fd_step=0.01),
+    "act+fdjac+ce": Method(ce=1, act=1, jac=1, fd_step=0.01),
 }
 PAPER_METHODS = ("ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac")
 METHOD_LABELS = {
@@ -107,6 +125,8 @@ METHOD_LABELS = {
     "ce+jacnorm": "CE + Jacobian-norm penalty (Prop 2)",
     "kd": "Hinton knowledge distillation (KL at temperature T + CE)",
     "at+ce": "Attention transfer (Zagoruyko & Komodakis) + CE",
+    "act+fdjac": "Match {Activations + full Jacobian (finite differences)}",
+    "act+fdjac+ce": "Match {Activations + full Jacobian (finite differences)} + CE",
 }
 
 
@@ -129,8 +149,10 @@ def method_label(row: str) -> str:
 
 def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | None = None,
                jac_weight: float | None = None, kd_temperature: float | None = None,
-               kd_alpha: float | None = None, at_weight: float | None = None) -> Method:
-    """A preset by name, with its sigma (noisy methods), penalty strength or Jacobian weight overridden.
+               kd_alpha: float | None = None, at_weight: float | None = None, fd_step: float | None = None,
+               fd_fraction: float | None = None) -> Method:
+    """A preset by name, with its sigma (noisy methods), penalty strength, Jacobian weight, KD or AT
+    knobs, or finite-difference step and perturbed fraction (``*fdjac*`` methods) overridden.
 
     ``jac_weight`` is gamma of the supplementary's loss, alpha CE + beta Act + gamma Jac
     (the paper sets every constant to 1); it applies to methods with a Jacobian term.
@@ -157,6 +179,12 @@ def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | 
     if noise_sigma is not None and method.noise_sigma > 0:
         require(noise_sigma > 0, f"noise sigma must be > 0 for {name!r}, got {noise_sigma}")
         method = replace(method, noise_sigma=float(noise_sigma))
+    if fd_step is not None and method.finite_difference:
+        require(fd_step > 0, f"finite-difference step must be > 0, got {fd_step}; e.g. --fd-step 0.01")
+        method = replace(method, fd_step=float(fd_step))
+    if fd_fraction is not None and method.finite_difference:
+        require(0 < fd_fraction <= 1, f"perturbed fraction must be in (0, 1], got {fd_fraction}; e.g. --fd-fraction 0.25")
+        method = replace(method, fd_fraction=float(fd_fraction))
     if penalty is not None:
         require(penalty >= 0, f"penalty strength must be >= 0, got {penalty}")
         method = replace(method, jacnorm=float(penalty)) if name == "ce+jacnorm" else method

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import attention, losses
+from . import attention, losses, one_pass
 from .errors import require
 from .jacobian import BATCH_STATISTICS, batch_statistics_held_fixed, input_vjp, logits_and_gradient, select_outputs
 from .methods import JACOBIAN_FORMS, PRECISIONS, Method
@@ -111,6 +111,9 @@ class Objective:
                 f"unknown Jacobian form {jacobian_form!r}; choose one of {JACOBIAN_FORMS}")
         require(precision in PRECISIONS, f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
         self.autocast_dtype = PRECISIONS[precision]
+        require(not method.finite_difference or precision == "fp32",
+                "the finite-difference Jacobian term needs float32 (a bf16 logit's rounding exceeds the difference "
+                "at small h); use --precision fp32 with the *fdjac* methods")
         require(batch_statistics in BATCH_STATISTICS,
                 f"unknown batch_statistics {batch_statistics!r}; choose one of {BATCH_STATISTICS}")
         self.batch_statistics = batch_statistics
@@ -148,11 +151,17 @@ class Objective:
         if m.needs_clean_teacher_targets:
             if self.cache is not None and positions is not None:
                 t_logits, t_grad, index = self.cache[positions]
-            else:
+            elif m.needs_teacher_gradient:
                 t_logits, t_grad = teacher_targets(self.teacher, x, y, self.output)
+                index = select_outputs(self.output, y, t_logits)
+            else:  # logits alone: no teacher backward
+                with torch.no_grad():
+                    t_logits = self.teacher(x)
                 index = select_outputs(self.output, y, t_logits)
         else:
             index = y
+        if m.finite_difference:
+            return self._finite_difference(student, x, y, t_logits)
         with self._autocast(x):
             if m.needs_student_gradient:
                 s_logits, s_grad = self._student_logits_and_gradient(student, x, index)
@@ -247,6 +256,32 @@ class Objective:
             terms["jacnorm"] = m.jacnorm * estimate
         return self._finish(terms, s_logits)
 
+    def _finite_difference(self, student, x, y, t_logits):
+        """Act (+ CE) and the full-Jacobian term by finite differences (Prop 1 as an estimator).
+
+        The first ``fd_fraction`` of the batch (the loader has shuffled it) is moved to
+        x + h v, v ~ N(0, I_D), and joins the batch in one student forward: in train mode
+        BatchNorm then normalises each clean point and its moved copy with the same batch
+        statistics, so S(x + h v) - S(x) is a difference of one function -- the student with
+        the batch statistics held fixed, whose per-sample Jacobian the term estimates (CE and
+        Act see the statistics of the B + n images). The teacher at x comes from the cache,
+        at x + h v from one no-grad eval-mode forward; no input gradient is taken.
+        """
+        m = self.method
+        n = max(1, round(m.fd_fraction * len(x)))
+        moved = x[:n] + m.fd_step * torch.randn_like(x[:n])
+        outputs = student(torch.cat([x, moved]))
+        s_logits, s_moved = outputs[:len(x)], outputs[len(x):]
+        with torch.no_grad():
+            t_moved = self.teacher(moved)
+        terms: dict[str, torch.Tensor] = {}
+        if m.ce:
+            terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
+        if m.act:
+            terms["act"] = m.act * losses.match_activations(s_logits, t_logits)
+        terms["jac"] = m.jac * losses.match_finite_differences(s_moved, s_logits[:n], t_moved, t_logits[:n], m.fd_step)
+        return self._finish(terms, s_logits)
+
     def _two_passes(self, student: nn.Module) -> bool:
         """Whether the student's input gradient needs its own forward: per-sample gradients
         of a train-mode BatchNorm net come from a pass with the batch statistics held fixed
@@ -258,9 +293,10 @@ class Objective:
         """Logits for the loss terms and each sample's gradient of its selected output, graph kept."""
         if not self._two_passes(student):  # one pass gives both (eval mode, no BatchNorm, or "coupled")
             return logits_and_gradient(student, x, index, create_graph=True, batch_statistics="coupled")
-        s_logits = student(x)  # the ordinary train-mode forward: BatchNorm's usual gradients and running stats
-        _, s_grad = logits_and_gradient(student, x, index, create_graph=True, batch_statistics="fixed")
-        return s_logits, s_grad
+        # One forward for both: BatchNorm's usual gradients and running stats for the loss, the
+        # statistics held fixed for the input gradient (lakt.core.one_pass; equal to an ordinary
+        # forward plus logits_and_gradient(..., batch_statistics="fixed"), one forward cheaper).
+        return one_pass.logits_and_gradient(student, x, index)
 
     @staticmethod
     def _finish(terms, s_logits):

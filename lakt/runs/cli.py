@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="alpha of Hinton KD: alpha T^2 KL + (1 - alpha) CE")
     p.add_argument("--at-weight", type=_positive_float, default=1000.0,
                    help="beta of attention transfer (method at+ce)")
+    p.add_argument("--fd-step", type=_positive_float, default=0.01,
+                   help="h of the finite-difference Jacobian term (*fdjac* methods)")
+    p.add_argument("--fd-fraction", type=_positive_float, default=0.25,
+                   help="share of each batch perturbed for the finite-difference term, in (0, 1] (*fdjac* methods)")
     p.add_argument("--teacher-epochs", type=_positive_int, default=15, help="epochs of the teacher run it uses")
     p.add_argument("--teacher-augment", action="store_true", help="use the teacher run trained with --augment")
 
@@ -205,7 +209,7 @@ def _command(args, argv=None) -> int:
                               epochs=args.epochs, jacobian_form=args.jacobian_form, output=args.output,
                               noise_sigma=args.noise_sigma, jac_weight=args.jac_weight,
                               kd_temperature=args.kd_temperature, kd_alpha=args.kd_alpha, at_weight=args.at_weight,
-                              teacher=teacher, **common)
+                              fd_step=args.fd_step, fd_fraction=args.fd_fraction, teacher=teacher, **common)
     metrics = runs.run(config, Path(args.results), data_root=args.data_root, download=args.download,
                      device=device, progress=not args.quiet)
     print(_summary(metrics))

@@ -41,6 +41,8 @@ class RunConfig:
     noise_sigma: float = 0.1        # for the noisy-input methods
     penalty: float = 0.0            # Jacobian-norm strength (robust runs)
     jac_weight: float = 1.0         # gamma, the Match-Jacobians weight (the paper's is 1)
+    fd_step: float = 0.01           # h of the finite-difference Jacobian term (*fdjac* methods)
+    fd_fraction: float = 0.25       # share of each batch perturbed for it (*fdjac* methods)
     sigmas: tuple = PAPER_SIGMAS    # noise levels evaluated (robust runs)
     noise_trials: int = 10
     teacher: "RunConfig | None" = None
@@ -80,6 +82,11 @@ class RunConfig:
         require(self.kind != "student" or self.teacher is None or self.teacher.validation == self.validation,
                 f"a student must hold out the same validation images as its teacher "
                 f"({self.validation} vs {self.teacher.validation if self.teacher else 0})")
+        require(self.fd_step > 0 and 0 < self.fd_fraction <= 1,
+                f"fd_step must be > 0 and fd_fraction in (0, 1], got {self.fd_step!r} and {self.fd_fraction!r}")
+        require(not self.method_spec.finite_difference or self.precision == "fp32",
+                f"method {self.method!r} needs float32 (its finite differences are below bf16's rounding); "
+                "use --precision fp32")
         object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
         require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
         require(self.precision in ("fp32", "bf16"), f"unknown precision {self.precision!r}; choose fp32 or bf16")
@@ -93,7 +100,8 @@ class RunConfig:
         """The :class:`~lakt.core.methods.Method` this run trains with, every knob applied."""
         return get_method(self.method, noise_sigma=self.noise_sigma, penalty=self.penalty,
                           jac_weight=self.jac_weight, kd_temperature=self.kd_temperature,
-                          kd_alpha=self.kd_alpha, at_weight=self.at_weight)
+                          kd_alpha=self.kd_alpha, at_weight=self.at_weight,
+                          fd_step=self.fd_step, fd_fraction=self.fd_fraction)
 
     @property
     def knobs(self) -> dict:
@@ -147,6 +155,8 @@ class RunConfig:
             parts.append(f"T{self.kd_temperature:g}a{self.kd_alpha:g}")
         if METHODS[self.method].at > 0:
             parts.append(f"beta{self.at_weight:g}")
+        if METHODS[self.method].finite_difference and (self.fd_step, self.fd_fraction) != (0.01, 0.25):
+            parts.append(f"h{self.fd_step:g}-frac{self.fd_fraction:g}")
         parts.append(f"s{self.seed}")
         return "/".join(parts)
 
@@ -161,7 +171,8 @@ class RunConfig:
 # be served the old runs; runs that never take that gradient (CE, Act, teachers, penalty 0)
 # keep their keys, since the field changes nothing they compute.
 _LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0, "batch_statistics": "coupled",
-                 "augment": False, "validation": 0, "kd_temperature": 4.0, "kd_alpha": 0.9, "at_weight": 1000.0}
+                 "augment": False, "validation": 0, "kd_temperature": 4.0, "kd_alpha": 0.9, "at_weight": 1000.0,
+                 "fd_step": 0.01, "fd_fraction": 0.25}
 
 
 def uses_student_gradient(d: dict) -> bool:
