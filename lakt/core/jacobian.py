@@ -32,13 +32,24 @@ from .errors import require
 OUTPUT_SELECTIONS = ("label", "top")
 
 
-def logits_and_gradient(model: nn.Module, x: torch.Tensor, index: torch.Tensor,
+def as_index(index, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample output indices [B]: a tensor as given, or one int for every sample."""
+    if isinstance(index, torch.Tensor):
+        return index
+    require(isinstance(index, int) and not isinstance(index, bool),
+            f"index must be an int or a tensor of per-sample output indices, got {type(index).__name__}")
+    return torch.full((len(x),), index, dtype=torch.long, device=x.device)
+
+
+def logits_and_gradient(model: nn.Module, x: torch.Tensor, index: torch.Tensor | int,
                         create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits f(x) and, per sample b, the gradient of f_{index_b}(x_b) w.r.t. x_b.
 
     One forward, one backward. With ``create_graph=True`` the gradient is itself
-    differentiable (double backprop), as the Jacobian-matching losses need.
+    differentiable (double backprop), as the Jacobian-matching losses need. ``index``:
+    a tensor [B] of output indices, or one int for the same output of every sample.
     """
+    index = as_index(index, x)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model(x)
@@ -47,9 +58,10 @@ def logits_and_gradient(model: nn.Module, x: torch.Tensor, index: torch.Tensor,
     return logits, grad
 
 
-def output_gradient(model: nn.Module, x: torch.Tensor, index: torch.Tensor,
+def output_gradient(model: nn.Module, x: torch.Tensor, index: torch.Tensor | int,
                     create_graph: bool = False) -> torch.Tensor:
-    """Gradient of output ``index[b]`` w.r.t. input ``x[b]``; a tensor shaped like ``x``."""
+    """Gradient of output ``index[b]`` (or of output ``index`` if an int) w.r.t. input ``x[b]``;
+    a tensor shaped like ``x``."""
     return logits_and_gradient(model, x, index, create_graph)[1]
 
 
