@@ -62,7 +62,8 @@ def _umask() -> int:
     return mask
 
 
-def _write_all(fd: int, data) -> None:
+def write_all(fd: int, data) -> None:
+    """``os.write`` until every byte is written (errors surface as ``OSError`` with their errno)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -78,7 +79,7 @@ def _atomic_write(path: Path, data) -> None:
     try:
         try:
             os.fchmod(fd, 0o666 & ~_umask())
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

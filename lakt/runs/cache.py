@@ -178,6 +178,7 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
 def _execute(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
     device = torch.device(device) if device is not None else default_device()
     remove_temporaries(folder)
+    _check_space(config, folder, ds)
     atomic_write_json(config.to_dict(), folder / "config.json")
     resumed = (folder / "progress.pt").exists()
     _log(results, "resume" if resumed else "start", config)
@@ -217,6 +218,26 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     (folder / "progress.pt").unlink(missing_ok=True)
     _log(results, "finish", config)
     return metrics
+
+
+def _check_space(config: RunConfig, folder: Path, ds) -> None:
+    """Refuse before training when the disk cannot hold the run's checkpoints.
+
+    A run writes ``progress.pt`` (weights and Adam's two moments: 3 copies of the
+    parameters) next to ``model.pt`` while it renames a new one into place; ask for
+    twice that, so hours of training never end in a full disk.
+    """
+    params = sum(p.numel() for p in build(config.model, ds.num_classes, width=config.width,
+                                            in_channels=ds.in_channels).parameters())
+    needed = 2 * 4 * params * 4 + 2 ** 20
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return
+    free = stat.f_bavail * stat.f_frsize
+    require(free >= needed, f"cannot write {str(folder)!r}: the disk is full ({free / 2 ** 20:.1f} MB free, "
+                            f"the run needs about {needed / 2 ** 20:.0f} MB); free some space or write to another "
+                            "folder (e.g. --results DIR)")
 
 
 def _log(results: Path, event: str, config: RunConfig) -> None:

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..core.files import make_folder, unwritable
+from ..core.files import make_folder, unwritable, write_all
 
 
 def remove_temporaries(folder: Path) -> None:
@@ -93,8 +93,11 @@ class Claim:
             except OSError as err:  # read-only or full filesystem, no permission
                 raise unwritable(self.path, err) from None
             try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}, fh)
+                try:
+                    write_all(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                              "since": time.time()}).encode())
+                finally:
+                    os.close(fd)
             except OSError as err:  # a full disk: leave no empty claim behind
                 os.unlink(self.path)
                 raise unwritable(self.path, err) from None
