@@ -164,3 +164,54 @@ def test_no_traceback_from_a_real_process(tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
     assert "does not exist" in done.stderr
+
+
+def test_tilde_is_expanded_in_results_and_data_root(finished, tmp_path, monkeypatch, capsys):
+    """`--results '~/r'` (quoted, so no shell expands it) means $HOME/r, not a folder named '~'."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(finished, tmp_path / "home" / "r")
+    before = snapshot(tmp_path / "home" / "r")
+    teacher = runs.preset("smoke")[0]
+    code = main(["teacher", "--width", "0.125", "--epochs", str(teacher.epochs), "--batch-size",
+                 str(teacher.batch_size), "--results", "~/r", "--quiet"])  # the finished teacher, found
+    assert code == 0 and str(teacher.folder(tmp_path / "home" / "r")) in capsys.readouterr().out
+    assert not (tmp_path / "~").exists() and snapshot(tmp_path / "home" / "r") == before
+    assert main(["noise", "~/r/" + str(Path(checkpoint_of(tmp_path / "home" / "r", "teacher")).relative_to(
+        tmp_path / "home" / "r")), "--width", "0.125", "--trials", "1", "--sigmas", "0"]) == 0
+
+
+def test_an_unwritable_decoded_image_cache_is_one_warning_not_an_error(tmp_path):
+    (tmp_path / "afile").write_text("")
+    root = image_folder(tmp_path / "imgs")
+    env = {**os.environ, "LAKT_CACHE": str(tmp_path / "afile" / "cache")}
+    done = subprocess.run([sys.executable, "-m", "lakt.runs.cli", "teacher", "--dataset", "folder", "--data-root",
+                           str(root), "--epochs", "1", "--width", "0.125", "--batch-size", "2", "--quiet",
+                           "--results", str(tmp_path / "r")], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lakt: not caching the decoded images"), done.stderr
+
+
+def _unshare_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs user namespaces (unshare -rm) to mount a tmpfs; "
+                                                 "the simulated cases of the bad-input table still run")
+@pytest.mark.parametrize("case", ["full", "read-only"])
+def test_real_full_and_read_only_filesystems(case, tmp_path):
+    """A real 300 kB tmpfs, and a real read-only one, in a private mount namespace."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    cli = f"{sys.executable} -m lakt.runs.cli teacher --epochs 1 --width 0.125 --quiet --results {mount}/r"
+    setup = (f"mount -t tmpfs -o size=300k tmpfs {mount}" if case == "full" else
+             f"mount -t tmpfs tmpfs {mount} && mkdir {mount}/r && mount -o remount,ro {mount}")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", f"{setup} && {cli}; echo rc=$?; find {mount} -type f"],
+                          capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lakt: error: cannot write"), done.stderr
+    assert ("the disk is full" if case == "full" else "read-only") in lines[0]
+    assert done.stdout.split() == ["rc=2"]  # and no file written

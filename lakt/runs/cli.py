@@ -184,7 +184,7 @@ def _command(args) -> int:
     if "noise" in metrics:
         for row in metrics["noise"]:
             print(f"  sigma {row['sigma']:.2f}: {row['mean']:.2f} +- {row['std']:.2f}")
-    print(f"results: {config.folder(Path(args.results))}")
+    print(f"results: {Path(args.results) / config.kind / metrics['key']}")
     return 0
 
 
