@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import attention, losses, one_pass
+from .checks import check_inputs, output_checks
 from .errors import require
 from .jacobian import BATCH_STATISTICS, batch_statistics_held_fixed, input_vjp, logits_and_gradient, select_outputs
 from .methods import JACOBIAN_FORMS, PRECISIONS, Method
@@ -94,7 +95,16 @@ class Objective:
     """The loss of one training step for a :class:`Method`; returns (total, terms).
 
     ``terms`` holds each weighted term's value as a detached tensor, so the
-    training history can record CE, Act and Jac separately.
+    training history can record CE, Act and Jac separately, and ``terms["logits"]``,
+    the student's logits *with* their graph, so a user's own loop can add terms of its
+    own (a KD term, a penalty) without a second student forward.
+
+    ``jacobian_form`` defaults to ``"plain"``, ||grad T - grad S||^2: the Match-Jacobians
+    term exactly as Proposition 1 derives it and as the paper uses it for CIFAR-100, and
+    the default of :class:`lakt.runs.RunConfig`, so a config and an Objective built
+    without the argument agree. The paper trains CIFAR-10 with ``"normalized"``
+    (supplementary, "Loss function": only the gradients' directions are matched, a value
+    in [0, 4]); the CLI and the CIFAR-10 presets pass it, and so should you for CIFAR-10.
 
     ``precision="bf16"``: the student's passes run under bfloat16 autocast (a GPU
     speed option); its logits and input gradients are cast to float32 before any loss
@@ -141,6 +151,25 @@ class Objective:
 
     def __call__(self, student: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  positions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted loss of one batch and its terms, with one forward of the student.
+
+        ``student``: the network being trained (train or eval mode; it returns logits
+        [B, k]). ``x``: float inputs [B, C, H, W] on the student's device and dtype.
+        ``y``: class indices [B] (any integer dtype). ``positions``: the batch's indices
+        into the training set, to look up a :class:`TeacherCache`'s targets.
+
+        Returns ``(total, terms)``: ``total`` to call ``backward()`` on, and ``terms`` --
+        ``"ce"``, ``"act"``, ``"jac"``, ``"jacnorm"`` (those the method weights, each
+        weighted and detached) and ``"logits"`` (the student's, with their graph).
+        Inputs that do not fit the networks raise :class:`~lakt.core.errors.LaktError`
+        saying which and how to fix it (:mod:`lakt.core.checks`).
+        """
+        y = check_inputs(student, self.teacher, x, y)
+        teacher_outputs = self.cache.logits.shape[1] if self.cache is not None else None
+        with output_checks(student, self.teacher, teacher_outputs):
+            return self._loss(student, x, y, positions)
+
+    def _loss(self, student, x, y, positions):
         m = self.method
         terms: dict[str, torch.Tensor] = {}
         if m.projections > 0:
@@ -301,4 +330,4 @@ class Objective:
     @staticmethod
     def _finish(terms, s_logits):
         total = sum(terms.values())
-        return total, {k: v.detach() for k, v in terms.items()} | {"logits": s_logits.detach()}
+        return total, {k: v.detach() for k, v in terms.items()} | {"logits": s_logits}

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import augment_generator, random_crop_flip
-from .data import DeviceLoader, Split
+from .data import DeviceLoader, Split, as_split
 from .errors import LaktError, require
 from .files import atomic_save, load_tensors, warn
 
@@ -37,14 +37,39 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def check_device(device) -> torch.device | None:
+    """``device`` as a ``torch.device``, refused in one line unless this machine has it.
+
+    lakt trains on ``cpu``, ``cuda[:i]`` or ``mps``; anything else, or one of those that
+    is absent here (``mps`` off a Mac, ``cuda`` without a driver), names the fix.
+    """
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LaktError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps") from None
+    require(device.type in ("cpu", "cuda", "mps"), f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        require(count > (device.index or 0), f"device {str(device)!r} asked for but this machine has "
+                                             f"{count} CUDA device(s); use --device cpu" + (
+                                                 f" or cuda:0..cuda:{count - 1}" if count else ""))
+    if device.type == "mps":
+        require(torch.backends.mps.is_available(), f"device {str(device)!r} asked for but MPS (Apple GPU) "
+                                                   "is not available on this machine; use --device cpu")
+    return device
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1000, sigma: float = 0.0,
+def evaluate(model: nn.Module, split, batch_size: int = 1000, sigma: float = 0.0,
              generator: torch.Generator | None = None) -> float:
     """Test accuracy in percent (eval mode: BatchNorm uses running statistics).
 
     ``sigma > 0``: one draw of N(0, sigma^2 I) from ``generator`` (on the CPU, so draws
     do not depend on the device) is added to every image first.
     """
+    split = as_split(split)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -96,7 +121,7 @@ def _lr_schedule(optimizer, epochs: int, lr: float, final_lr: float, drop_at: fl
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[milestone], gamma=final_lr / lr)
 
 
-def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: int,
+def fit(model: nn.Module, train, objective, *, epochs: int, batch_size: int,
         lr: float = 1e-3, final_lr: float = 1e-4, drop_at: float = 0.8, seed: int = 0,
         device=None, test: Split | None = None, eval_every: int = 0, progress: bool = True,
         checkpoint: Path | None = None, describe: dict | None = None, on_epoch=None,
@@ -123,9 +148,14 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
     Speed notes (airbench-style, each visible here): the data never leaves the device
     (:class:`DeviceLoader`); per-step loss terms are summed on the device and read once
     per epoch; the one per-step host sync left is the finite-loss guard.
+
+    ``train`` and ``test``: a lakt :class:`Split`, an ``(x, y)`` pair of tensors, or a
+    torch ``Dataset`` of (image, label) pairs (read once into tensors).
     """
     require(isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer, got {epochs!r}")
-    device = torch.device(device) if device is not None else default_device()
+    train = as_split(train, "train")
+    test = as_split(test, "test") if test is not None else None
+    device = check_device(device) if device is not None else default_device()
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     loader = DeviceLoader(train, batch_size, shuffle=True, seed=seed, device=device, channels_last=channels_last)
     augmenter = augment_generator(seed, device) if augment else None

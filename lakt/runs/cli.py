@@ -137,16 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_device(name):
-    import torch
-    if name is None:
-        return None
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise LaktError(f"unknown device {name!r}; use cpu or cuda") from None
-    require(device.type != "cuda" or torch.cuda.is_available(), f"device {name!r} asked for but CUDA is not available; use --device cpu")
-    return device
+def _check_paths(args) -> None:
+    """``~`` expanded in every path; an explicitly given --data-root must exist (every command)."""
+    from ..core.data import check_root
+    for name in ("results", "data_root", "checkpoint"):
+        if getattr(args, name, None) is not None:
+            setattr(args, name, str(Path(getattr(args, name)).expanduser()))
+    if getattr(args, "data_root", None) is not None:
+        check_root(args.data_root, getattr(args, "download", False))
 
 
 def _summary(metrics: dict) -> str:
@@ -156,7 +154,9 @@ def _summary(metrics: dict) -> str:
 def _command(args, argv=None) -> int:
     from .. import runs
 
-    device = _check_device(getattr(args, "device", None))
+    from ..core.train import check_device
+    device = check_device(getattr(args, "device", None))
+    _check_paths(args)
     if args.command == "presets":
         width = max(map(len, runs.PRESETS))
         for name in runs.PRESETS:
@@ -216,7 +216,7 @@ def _command(args, argv=None) -> int:
     if "noise" in metrics:
         for row in metrics["noise"]:
             print(f"  sigma {row['sigma']:.2f}: {row['mean']:.2f} +- {row['std']:.2f}")
-    print(f"results: {config.folder(Path(args.results))}")
+    print(f"results: {Path(args.results) / config.kind / metrics['key']}")
     return 0
 
 

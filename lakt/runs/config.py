@@ -3,6 +3,13 @@
 Kinds: ``teacher`` (VGG-9, CE, whole training set), ``student`` (VGG-4 on a per-class
 subset with a method, distilled from its teacher run) and ``robust`` (VGG-9 with the
 Jacobian-norm penalty, then accuracy under input noise: Table 3).
+
+The key includes ``data``, the fingerprint of the data the run trains and is tested on
+(:attr:`lakt.core.data.Dataset.fingerprint`), so the same results folder used with
+two data roots keeps their runs apart. Digits configs get it when they are built
+(the data is offline); for the others the runner fills it in from the loaded data
+(:func:`lakt.runs.cache.resolve`) before any lookup, and a config that still has none
+refuses to name a key rather than guess one.
 """
 from __future__ import annotations
 
@@ -58,6 +65,7 @@ class RunConfig:
     kd_temperature: float = 4.0     # T of Hinton KD (method "kd")
     kd_alpha: float = 0.9           # alpha of Hinton KD: alpha T^2 KL + (1 - alpha) CE
     at_weight: float = 1000.0       # beta of attention transfer (method "at+ce")
+    data: str | None = None         # fingerprint of the data ("<kind>:<digest>"); None: not resolved yet
 
     def __post_init__(self):
         require(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {KINDS}")
@@ -94,6 +102,13 @@ class RunConfig:
                 f"unknown batch_statistics {self.batch_statistics!r}; choose one of {BATCH_STATISTICS}")
         if not uses_student_gradient(dataclasses.asdict(self) | {"teacher": None}):
             object.__setattr__(self, "batch_statistics", "fixed")  # irrelevant to it: one canonical value
+        if self.data is None and self.dataset == "digits":
+            object.__setattr__(self, "data", data_lib.digits_fingerprint())
+        require(self.data is None or (isinstance(self.data, str) and self.data.startswith(f"{self.dataset}:")),
+                f"data fingerprint {self.data!r} is not one of dataset {self.dataset!r}; "
+                "leave data=None and let the runner fill it in")
+        require(self.teacher is None or self.teacher.data == self.data,
+                "a student and its teacher must use the same data; give them the same data= (or leave both None)")
 
     @property
     def method_spec(self):
@@ -135,8 +150,12 @@ class RunConfig:
         """A short hash of the configuration: the run's folder name.
 
         Fields added after results were first published (``_LATER_FIELDS``) count only
-        when they differ from their default, so older run caches stay valid.
+        when they differ from their default, so older run caches stay valid. ``data`` is
+        always set when a key is taken (it has no default a key could stand for).
         """
+        require(self.data is not None,
+                f"run {self.name} does not know its data yet; pass data_root= to lakt.runs.run/sweep/finished "
+                "(or RunConfig(data=dataset.fingerprint)) so its key can include the data")
         blob = json.dumps(_key_dict(self.to_dict()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

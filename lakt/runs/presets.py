@@ -22,6 +22,13 @@ SIZES = {  # examples per class of the low-data sweeps (the paper's columns; dig
 }
 JACOBIAN_FORM = {"cifar100": "plain"}  # the supplementary: plain for CIFAR-100, normalised otherwise
 
+# The data fingerprint (lakt.core.data.Dataset.fingerprint) of the CIFAR-10 (JPEG) copy,
+# cifar10-jpeg.tar.gz extracted: a digest of its 60,000 files' class, name and bytes.
+# The committed results/ were trained on it (tools/migrate_data_key.py checks that the
+# committed teacher scores its recorded accuracy on these files), so the cifar10-cpu
+# presets name it and chapters 3 and 5 find their runs without the data.
+CIFAR10_JPEG = "folder:9331aba37042b53e"
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -62,6 +69,11 @@ class Preset:
     robust_augment: bool = False      # crop + flip for the penalised nets (one choice for every strength)
     teacher_batch_size: int | None = None  # None: batch_size
     seed_major: bool = False          # order: teachers, then everything of seed 0, then seed 1, ...
+    data: tuple = ()  # (dataset, fingerprint) pairs: the data its runs are defined on, if fixed
+
+    def data_of(self, dataset: str) -> str | None:
+        """The fingerprint this preset's runs on ``dataset`` use (None: the runner fills it in)."""
+        return dict(self.data).get(dataset)
 
     def with_seeds(self, seeds=None) -> "Preset":
         """This preset with its training seeds (students and robust nets) replaced by ``seeds``.
@@ -83,7 +95,8 @@ class Preset:
     def teacher(self, dataset: str) -> RunConfig:
         return RunConfig("teacher", dataset, "vgg9", self.width, "ce", None, 0, self.teacher_epochs,
                          self.teacher_batch_size or self.batch_size, save_model=True,
-                         augment=self.teacher_augment, validation=self.validation)
+                         augment=self.teacher_augment, validation=self.validation,
+                         data=self.data_of(dataset))
 
     def grid(self, method: str) -> list[dict]:
         """The hyper-parameter values one student per (size, seed) is trained at, for ``method``.
@@ -119,7 +132,7 @@ class Preset:
                               self.student_epochs_for(dataset, n, classes), self.batch_size,
                               jacobian_form=JACOBIAN_FORM.get(dataset, "normalized"), teacher=teacher,
                               **{"noise_sigma": self.noise_sigma, **knobs}, validation=self.validation,
-                              batch_statistics=self.batch_statistics)
+                              batch_statistics=self.batch_statistics, data=self.data_of(dataset))
                     for n in sizes for m in self.methods for knobs in self.grid(m) for s in self.seeds]
         if self.seed_major:  # stable: within a seed, the size-method order above
             students.sort(key=lambda c: self.seeds.index(c.seed))
@@ -134,7 +147,7 @@ class Preset:
         return [RunConfig("robust", dataset, "vgg9", self.width, "ce+jacnorm", None, s, self.robust_epochs,
                           self.batch_size, penalty=p, noise_trials=self.noise_trials, save_model=True,
                           augment=self.robust_augment, validation=self.validation,
-                          batch_statistics=self.batch_statistics)
+                          batch_statistics=self.batch_statistics, data=self.data_of(dataset))
                 for s in self.robust_seeds for p in self.penalties]
 
     def runs(self, dataset: str | None = None) -> list[RunConfig]:
@@ -171,7 +184,7 @@ PRESETS = {
                           methods=PAPER_METHODS + ("noisy-act", "act+fulljac"), seeds=(0, 1, 2),
                           robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.3,
                           # trained before the per-sample fix, with the batch-coupled student gradient
-                          batch_statistics="coupled"),
+                          batch_statistics="coupled", data=(("folder", CIFAR10_JPEG),)),
     "paper": Preset("paper", "the paper's protocol on CIFAR-10/100: full width, 500 epochs (a GPU job)",
                     ("cifar10", "cifar100"), width=1.0, teacher_epochs=500, student_epochs=500,
                     robust_epochs=500, batch_size=128, robust_dataset="cifar100"),
@@ -208,7 +221,7 @@ PRESETS["cifar10-cpu-v2"] = Preset(
     jac_weights=(1.0, 10.0, 100.0, 1000.0), jac_weight_methods=("act+jac", "act+jac+ce"),
     noise_sigmas=(0.03, 0.1, 0.3), kd_temperatures=(1.0, 4.0, 8.0), kd_alphas=(0.5, 0.9),
     at_weights=(100.0, 1000.0, 10000.0), validation=5000, teacher_augment=True, robust_augment=True,
-    teacher_batch_size=128, seed_major=True)
+    teacher_batch_size=128, seed_major=True, data=(("folder", CIFAR10_JPEG),))
 
 # Issue 13 point 7: the paper's Table 1 protocol at full width on one GPU, in minutes:
 # a full-width VGG-9 teacher with crop + flip on all 50,000 training images (no tuning, so
@@ -220,7 +233,8 @@ PRESETS["paper-gpu"] = Preset(
     "paper-gpu", "paper scale on one GPU: full-width augmented VGG-9 teacher, VGG-4 students at 5-100 "
                  "per class, 500 epochs, the six methods, seed 0 (benchmarks/paper_gpu.sh)",
     ("folder",), width=1.0, teacher_epochs=PAPER_GPU_TEACHER_EPOCHS, student_epochs=500, robust_epochs=1,
-    batch_size=128, sizes=(5, 10, 50, 100), penalties=(), robust_seeds=(), teacher_augment=True)
+    batch_size=128, sizes=(5, 10, 50, 100), penalties=(), robust_seeds=(), teacher_augment=True,
+    data=(("folder", CIFAR10_JPEG),))
 
 # The same command path in seconds on a CPU (tests/test_experiments.py runs paper_gpu.sh with it).
 PRESETS["gpu-smoke"] = dataclasses.replace(
