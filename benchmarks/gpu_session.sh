@@ -43,7 +43,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 
 # 0. preflight: every code path at tiny size on this machine's torch, before spending minutes
 if [ -z "${NO_PREFLIGHT:-}" ]; then
-  "$PYTHON" benchmarks/gpu_figures.py --tiny --out "$WORK/preflight" > "$WORK/preflight.log" 2>&1 \
+  timeout 150 "$PYTHON" benchmarks/gpu_figures.py --tiny --out "$WORK/preflight" > "$WORK/preflight.log" 2>&1 \
     && "$PYTHON" -m lakt.runs.cli sweep --preset gpu-smoke --results "$WORK/preflight-runs" --quiet >> "$WORK/preflight.log" 2>&1 \
     || { say "preflight failed"; tail -40 "$WORK/preflight.log"; exit 3; }
   rm -rf "$WORK/preflight-runs"
@@ -58,7 +58,7 @@ say "figures exit $?"; tail -25 "$WORK/figures.log"
 # 2. the sweeps, each in its own process group so the deadline stops every child
 sweep() {  # preset procs log extra...
   local preset=$1 procs=$2 log=$3; shift 3
-  setsid "$PYTHON" -m lakt.runs.cli sweep --preset "$preset" --data-root "$DATA/cifar10-jpeg" --results "$RESULTS" \
+  OMP_NUM_THREADS=1 setsid "$PYTHON" -m lakt.runs.cli sweep --preset "$preset" --data-root "$DATA/cifar10-jpeg" --results "$RESULTS" \
     --parallel "$procs" --quiet "$@" > "$WORK/$log" 2>&1 &
   echo $!
 }
