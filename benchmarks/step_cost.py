@@ -177,7 +177,10 @@ def profile_step(spec: dict, steps: int = 5) -> list[dict]:
     # BatchNorm's backward work: the one-pass Function's (lakt.core.one_pass), or a native double backward
     bn = sum(e.cpu_time_total for e in events if e.key in ("NativeBatchNormBackwardBackward0", "_AffineBatchNormBackward"))
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:4]
-    return ([{"op": "BatchNorm backward (one-pass Function or native double backward, inclusive)", "share": bn / total}]
+    from lakt.core.objective import TEACHER_AT_MOVED
+    teacher = sum(e.cpu_time_total for e in events if e.key == TEACHER_AT_MOVED)
+    extra = [{"op": "teacher forward at x + h v (finite differences, inclusive)", "share": teacher / total}] if teacher else []
+    return (extra + [{"op": "BatchNorm backward (one-pass Function or native double backward, inclusive)", "share": bn / total}]
             + [{"op": e.key, "share": e.self_cpu_time_total / total} for e in top])
 
 

@@ -18,6 +18,9 @@ from .errors import require
 from .jacobian import BATCH_STATISTICS, batch_statistics_held_fixed, input_vjp, logits_and_gradient, select_outputs
 from .methods import JACOBIAN_FORMS, PRECISIONS, Method
 
+TEACHER_AT_MOVED = "lakt: teacher at x + h v"  # profiler label: the finite-difference term's teacher forward
+
+
 def freeze(teacher: nn.Module) -> nn.Module:
     """Eval mode and no parameter gradients: the teacher only gives targets."""
     teacher.eval()
@@ -301,7 +304,7 @@ class Objective:
         moved = x[:n] + m.fd_step * torch.randn_like(x[:n])
         outputs = student(torch.cat([x, moved]))
         s_logits, s_moved = outputs[:len(x)], outputs[len(x):]
-        with torch.no_grad():
+        with torch.no_grad(), torch.profiler.record_function(TEACHER_AT_MOVED):
             t_moved = self.teacher(moved)
         terms: dict[str, torch.Tensor] = {}
         if m.ce:
