@@ -1,4 +1,4 @@
-"""Runs and the results cache: keys, skipping, corrupt files, shards, claims."""
+"""Runs and the results cache: keys, skipping, corrupt files, claims."""
 import json
 import os
 
@@ -75,16 +75,6 @@ def test_robust_runs_are_finished_without_their_weights_but_teachers_are_not(smo
         (config.folder(tmp_path) / "model.pt").unlink()
     assert runs.load_result(robust, tmp_path) == runs.load_result(robust, smoke_results)
     assert runs.load_result(teacher, tmp_path) is None  # students need the teacher's weights
-
-
-def test_shards_split_the_configs():
-    configs = runs.preset("smoke")
-    assert runs.parse_shard("2/3") == (2, 3)
-    for bad in ("0/2", "3/2", "a/b", "1"):
-        with pytest.raises(LaktError, match="--shard"):
-            runs.parse_shard(bad)
-    parts = [configs[i - 1::3] for i in (1, 2, 3)]
-    assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in configs)
 
 
 def test_claims_exclude_and_recover_from_dead_holders(tmp_path):

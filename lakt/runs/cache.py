@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..core import data as data_lib
-from ..core.errors import require
+from ..core.errors import LaktError, require
 from ..core.methods import get_method
 from ..core.models import build
 from ..core.objective import Objective, TeacherCache
@@ -75,16 +75,23 @@ class Busy(Exception):
 
 
 def run(config: RunConfig, results: Path, *, data_root=None, download: bool = False, device=None,
-        progress: bool = True, wait: bool = True, poll: float = 2.0) -> dict:
+        progress: bool = True, wait: bool = True, poll: float = 2.0, train_teacher: bool = True) -> dict:
     """Run ``config`` unless its results exist; return its metrics.
 
-    A student's teacher run is done first if missing. If another process is running
-    the same config, wait for it (``wait=True``) or raise :class:`Busy`.
+    A student's teacher run is done first if missing -- or, with ``train_teacher=False``
+    (executor tasks, whose teacher was a task of its own), the student fails instead, so
+    a teacher that failed is never trained a second time. If another process is running
+    the same config, wait for it (``wait=True``) or raise :class:`Busy`. A run that
+    raises leaves a ``fail`` line with the reason in ``runs.log`` (``lakt status``).
     """
     results = Path(results)
     done = load_result(config, results)
     if done is not None:
         return done
+    if config.kind == "student" and not train_teacher and load_result(config.teacher, results) is None:
+        reason = f"its teacher {config.teacher.name} ({config.teacher.key}) has not finished"
+        _log(results, "fail", config, reason)
+        raise LaktError(f"{config.name}: {reason}; see lakt status --results {results}")
     ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
     if config.n_per_class is not None:  # fail before anything is written
         data_lib.per_class_subset(ds.train.y, config.n_per_class, config.seed)
@@ -104,6 +111,14 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
 
 
 def _execute(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
+    try:
+        return _train(config, results, folder, claim, ds, data_root, download, device, progress)
+    except Exception as err:  # recorded for `lakt status`, then raised as before
+        _log(results, "fail", config, f"{type(err).__name__}: {err}")
+        raise
+
+
+def _train(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
     device = torch.device(device) if device is not None else default_device()
     remove_temporaries(folder)
     atomic_write_json(config.to_dict(), folder / "config.json")
@@ -147,12 +162,19 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     return metrics
 
 
-def _log(results: Path, event: str, config: RunConfig) -> None:
-    """One line per run event in RESULTS/runs.log: an audit trail of who ran what, when."""
+def _log(results: Path, event: str, config: RunConfig, reason: str = "") -> None:
+    """One line per run event in RESULTS/runs.log: an audit trail of who ran what, when.
+
+    ``time host pid event key name [reason]``; events are start, resume, finish, fail
+    (with a one-line reason) and requeue (an executor task stopped by a time limit or
+    preemption, to resume later).
+    """
     import os
     import socket
+    reason = " ".join(str(reason).split())[:300]
     append_line(Path(results) / "runs.log", f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {socket.gethostname()} "
-                                             f"{os.getpid()} {event} {config.key} {config.name}")
+                                             f"{os.getpid()} {event} {config.key} {config.name}"
+                                             + (f" {reason}" if reason else ""))
 
 
 def _device_name(device: torch.device) -> str:
@@ -161,29 +183,16 @@ def _device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """'I/N' -> (I, N), 1-based; None -> (1, 1)."""
-    if text is None:
-        return 1, 1
-    try:
-        i, n = (int(p) for p in str(text).split("/"))
-    except ValueError:
-        i = n = 0
-    require(n >= 1 and 1 <= i <= n, f"--shard must look like I/N with 1 <= I <= N, got {text!r}; e.g. --shard 1/2")
-    return i, n
+def sweep(configs: list[RunConfig], results: Path, *, data_root=None, download: bool = False, device=None,
+          progress: bool = True) -> list[dict]:
+    """Run every config in order (teachers first), skipping finished ones.
 
-
-def sweep(configs: list[RunConfig], results: Path, *, shard: str | None = None, data_root=None,
-          download: bool = False, device=None, progress: bool = True) -> list[dict]:
-    """Run every N-th config starting at I (``shard='I/N'``), skipping finished ones.
-
-    Runs claimed by another process are deferred and waited for at the end, so N
-    processes sharing ``results`` split the work and never run a config twice at once.
+    Runs claimed by another process are deferred and waited for at the end, so several
+    processes sharing ``results`` (``lakt sweep`` on several machines, or the executors
+    of :mod:`lakt.runs.executors`) split the work and never run a config twice at once.
     """
-    i, n = parse_shard(shard)
-    mine = configs[i - 1::n]
     finished, deferred = [], []
-    for config in mine:
+    for config in configs:
         try:
             finished.append(run(config, results, data_root=data_root, download=download, device=device,
                                 progress=progress, wait=False))
