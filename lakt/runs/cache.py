@@ -88,10 +88,19 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     done = load_result(config, results)
     if done is not None:
         return done
+    try:
+        return _run(config, results, data_root, download, device, progress, wait, poll, train_teacher)
+    except Busy:
+        raise
+    except Exception as err:  # recorded for `lakt status`, then raised as before
+        _log(results, "fail", config, f"{type(err).__name__}: {err}")
+        raise
+
+
+def _run(config, results, data_root, download, device, progress, wait, poll, train_teacher) -> dict:
     if config.kind == "student" and not train_teacher and load_result(config.teacher, results) is None:
-        reason = f"its teacher {config.teacher.name} ({config.teacher.key}) has not finished"
-        _log(results, "fail", config, reason)
-        raise LaktError(f"{config.name}: {reason}; see lakt status --results {results}")
+        raise LaktError(f"its teacher {config.teacher.name} ({config.teacher.key}) has not finished; "
+                        f"see lakt status --results {results}")
     ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
     if config.n_per_class is not None:  # fail before anything is written
         data_lib.per_class_subset(ds.train.y, config.n_per_class, config.seed)
@@ -111,14 +120,6 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
 
 
 def _execute(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
-    try:
-        return _train(config, results, folder, claim, ds, data_root, download, device, progress)
-    except Exception as err:  # recorded for `lakt status`, then raised as before
-        _log(results, "fail", config, f"{type(err).__name__}: {err}")
-        raise
-
-
-def _train(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
     device = torch.device(device) if device is not None else default_device()
     remove_temporaries(folder)
     atomic_write_json(config.to_dict(), folder / "config.json")
