@@ -59,7 +59,7 @@ say "figures exit $?"; tail -25 "$WORK/figures.log"
 sweep() {  # preset procs log extra...
   local preset=$1 procs=$2 log=$3; shift 3
   OMP_NUM_THREADS=1 setsid "$PYTHON" -m lakt.runs.cli sweep --preset "$preset" --data-root "$DATA/cifar10-jpeg" --results "$RESULTS" \
-    --parallel "$procs" --quiet "$@" > "$WORK/$log" 2>&1 &
+    --executor local --workers "$procs" --quiet "$@" > "$WORK/$log" 2>&1 &
   echo $!
 }
 v2=$(sweep "$V2_PRESET" "$V2_PROCS" v2.log)

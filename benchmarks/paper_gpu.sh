@@ -8,7 +8,7 @@
 # 2. trains the full-width VGG-9 teacher with crop + flip (preset paper-gpu: epochs in
 #    lakt/runs/presets.py, PAPER_GPU_TEACHER_EPOCHS), then
 # 3. the 24 full-width VGG-4 students (5/10/50/100 per class, 500 epochs, the six methods,
-#    seed 0) with PROCS sweep processes at once on the one GPU, bf16 autocast, NHWC.
+#    seed 0), PROCS runs at once on the one GPU (the local executor), bf16 autocast, NHWC.
 #
 # Results land in RESULTS (default results-gpu/): metrics.json + config.json per run.
 # Environment overrides (the CPU test uses them): PRESET, PROCS, RESULTS, ARCHIVE, DATA,
@@ -40,6 +40,6 @@ device_args=()
 export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=134217728
 start=$(date +%s)
 # shellcheck disable=SC2086  # SPEED and EXTRA are word lists
-"$PYTHON" -m lakt.runs.cli sweep --preset "$PRESET" --results "$RESULTS" --parallel "$PROCS" --quiet \
+"$PYTHON" -m lakt.runs.cli sweep --preset "$PRESET" --results "$RESULTS" --executor local --workers "$PROCS" --quiet \
   "${data_args[@]}" "${device_args[@]}" $SPEED $EXTRA
 echo "paper_gpu: preset $PRESET, $PROCS processes, $(( $(date +%s) - start )) s wall"

@@ -72,7 +72,6 @@ BAD = [
     (["teacher", "--validation", "7"], "multiple of the 10 classes"),
     (["student", "--method", "kd", "--kd-alpha", "1.5"], "number in (0, 1]"),
     (["student", "--method", "at+ce", "--at-weight", "-1"], "number > 0"),
-    (["sweep", "--preset", "smoke", "--results", "RESULTS", "--parallel", "2", "--shard", "1/2"], "drop --shard"),
     # issue 12, point 5: every one of these was a traceback (or silence) before
     (["sweep", "--preset", "smoke", "--results", "AFILE"], "is a file, not a folder"),
     (["sweep", "--preset", "smoke", "--results", "/proc/lakt-results"], "cannot be created there"),

@@ -1,4 +1,4 @@
-"""Runs and the results cache: keys, skipping, corrupt files, shards, claims."""
+"""Runs and the results cache: keys, skipping, corrupt files, claims."""
 import json
 import os
 
@@ -76,16 +76,6 @@ def test_robust_runs_are_finished_without_their_weights_but_teachers_are_not(smo
         (config.folder(tmp_path) / "model.pt").unlink()
     assert runs.load_result(robust, tmp_path) == runs.load_result(robust, smoke_results)
     assert runs.load_result(teacher, tmp_path) is None  # students need the teacher's weights
-
-
-def test_shards_split_the_configs():
-    configs = runs.preset("smoke")
-    assert runs.parse_shard("2/3") == (2, 3)
-    for bad in ("0/2", "3/2", "a/b", "1"):
-        with pytest.raises(LaktError, match="--shard"):
-            runs.parse_shard(bad)
-    parts = [configs[i - 1::3] for i in (1, 2, 3)]
-    assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in configs)
 
 
 def test_claims_exclude_and_recover_from_dead_holders(tmp_path):
@@ -227,7 +217,7 @@ def test_a_validation_split_is_held_out_of_every_run_and_scored(tmp_path):
 
 
 def test_paper_gpu_command_runs_on_the_cpu_at_a_tiny_size(tmp_path):
-    """benchmarks/paper_gpu.sh: teacher first, then 2 shard processes sharing one results folder."""
+    """benchmarks/paper_gpu.sh: teacher first, then 2 runs at once (local executor) sharing one results folder."""
     import subprocess
     import sys
     from pathlib import Path

@@ -1,5 +1,4 @@
 """One forward for loss and per-sample input gradient equals the two-pass computation it replaces."""
-import copy
 
 import pytest
 import torch

@@ -1,5 +1,4 @@
-"""Fault injection: sweeps killed with SIGKILL resume to the same results; shards share a folder."""
-import json
+"""Fault injection: sweeps killed with SIGKILL resume to the same results; two sweeps share a folder."""
 import os
 import random
 import signal
@@ -63,9 +62,9 @@ def test_sweep_killed_at_random_points_resumes_to_identical_results(tmp_path, re
     assert sorted(e[4] for e in finishes) == sorted(reference)  # every run finished exactly once
 
 
-def test_two_shards_at_once_never_run_a_config_twice(tmp_path, reference):
-    procs = [subprocess.Popen(SWEEP + [str(tmp_path), "--shard", f"{i}/2"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+def test_two_sweeps_at_once_never_run_a_config_twice(tmp_path, reference):
+    procs = [subprocess.Popen(SWEEP + [str(tmp_path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in (1, 2)]
     for proc in procs:
         assert proc.wait(timeout=300) == 0, proc.stderr.read()
     assert results_of(tmp_path) == reference

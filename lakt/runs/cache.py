@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..core import data as data_lib
-from ..core.errors import require
+from ..core.errors import LaktError, require
 from ..core.models import build
 from ..core.attention import AttentionCache
 from ..core.objective import Objective, TeacherCache
@@ -143,11 +143,14 @@ class Busy(Exception):
 
 
 def run(config: RunConfig, results: Path, *, data_root=None, download: bool = False, device=None,
-        progress: bool = True, wait: bool = True, poll: float = 2.0) -> dict:
+        progress: bool = True, wait: bool = True, poll: float = 2.0, train_teacher: bool = True) -> dict:
     """Run ``config`` unless its results exist; return its metrics.
 
-    A student's teacher run is done first if missing. If another process is running
-    the same config, wait for it (``wait=True``) or raise :class:`Busy`.
+    A student's teacher run is done first if missing -- or, with ``train_teacher=False``
+    (executor tasks, whose teacher was a task of its own), the student fails instead, so
+    a teacher that failed is never trained a second time. If another process is running
+    the same config, wait for it (``wait=True``) or raise :class:`Busy`. A run that
+    raises leaves a ``fail`` line with the reason in ``runs.log`` (``lakt status``).
     """
     results = Path(results).expanduser()
     if config.data is None or data_root is not None:
@@ -159,6 +162,22 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     ds = _dataset(config.dataset, _root(data_root), download)
     training_split(config, ds)  # an impossible validation or subset size fails before anything is written
     results = check_results(results)
+    try:
+        return _run(config, results, ds, data_root, download, device, progress, wait, poll, train_teacher)
+    except Busy:
+        raise
+    except Exception as err:  # recorded for `lakt status`, then raised as before
+        try:
+            _log(results, "fail", config, f"{type(err).__name__}: {err}")
+        except OSError:
+            pass  # the results folder itself failed: the error says so
+        raise
+
+
+def _run(config, results, ds, data_root, download, device, progress, wait, poll, train_teacher) -> dict:
+    if config.kind == "student" and not train_teacher and load_result(config.teacher, results) is None:
+        raise LaktError(f"its teacher {config.teacher.name} ({config.teacher.key}) has not finished; "
+                        f"see lakt status --results {results}")
     folder = config.folder(results)
     while True:
         with claimed(folder) as claim:
@@ -251,12 +270,19 @@ def _check_space(config: RunConfig, folder: Path, ds) -> None:
                             "folder (e.g. --results DIR)")
 
 
-def _log(results: Path, event: str, config: RunConfig) -> None:
-    """One line per run event in RESULTS/runs.log: an audit trail of who ran what, when."""
+def _log(results: Path, event: str, config: RunConfig, reason: str = "") -> None:
+    """One line per run event in RESULTS/runs.log: an audit trail of who ran what, when.
+
+    ``time host pid event key name [reason]``; events are start, resume, finish, fail
+    (with a one-line reason) and requeue (an executor task stopped by a time limit or
+    preemption, to resume later).
+    """
     import os
     import socket
+    reason = " ".join(str(reason).split())[:300]
     append_line(Path(results) / "runs.log", f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {socket.gethostname()} "
-                                             f"{os.getpid()} {event} {config.key} {config.name}")
+                                             f"{os.getpid()} {event} {config.key} {config.name}"
+                                             + (f" {reason}" if reason else ""))
 
 
 def _device_name(device: torch.device) -> str:
@@ -265,30 +291,17 @@ def _device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """'I/N' -> (I, N), 1-based; None -> (1, 1)."""
-    if text is None:
-        return 1, 1
-    try:
-        i, n = (int(p) for p in str(text).split("/"))
-    except ValueError:
-        i = n = 0
-    require(n >= 1 and 1 <= i <= n, f"--shard must look like I/N with 1 <= I <= N, got {text!r}; e.g. --shard 1/2")
-    return i, n
+def sweep(configs: list[RunConfig], results: Path, *, data_root=None, download: bool = False, device=None,
+          progress: bool = True) -> list[dict]:
+    """Run every config in order (teachers first), skipping finished ones.
 
-
-def sweep(configs: list[RunConfig], results: Path, *, shard: str | None = None, data_root=None,
-          download: bool = False, device=None, progress: bool = True) -> list[dict]:
-    """Run every N-th config starting at I (``shard='I/N'``), skipping finished ones.
-
-    Runs claimed by another process are deferred and waited for at the end, so N
-    processes sharing ``results`` split the work and never run a config twice at once.
+    Runs claimed by another process are deferred and waited for at the end, so several
+    processes sharing ``results`` (``lakt sweep`` on several machines, or the executors
+    of :mod:`lakt.runs.executors`) split the work and never run a config twice at once.
     """
-    i, n = parse_shard(shard)
     results = Path(results).expanduser()
-    mine = [resolve(c, data_root, download) for c in configs[i - 1::n]]
     finished, deferred = [], []
-    for config in mine:
+    for config in configs:
         try:
             finished.append(run(config, results, data_root=data_root, download=download, device=device,
                                 progress=progress, wait=False))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -23,13 +24,45 @@ def remove_temporaries(folder: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def slurm_task() -> str | None:
+    """This process's SLURM task (``123_4`` in a job array, ``123`` otherwise), or None."""
+    job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if job and task:
+        return f"{job}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def _restarts() -> int:
+    return int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0)
+
+
+def _job_running(job: str, restart: int) -> bool:
+    """False when SLURM says the claim's task no longer runs; True when alive or unknown.
+
+    A task that SLURM killed (scancel, time limit without requeue, node failure) leaves
+    its claim behind; on another host its pid cannot be checked, so without this the
+    claim would block the run until ``stale_after``. A requeued task keeps its job id and
+    counts up ``SLURM_RESTART_COUNT``: an earlier incarnation's claim is stale at once.
+    """
+    if job == slurm_task():
+        return restart >= _restarts()  # SLURM runs one incarnation of a task at a time
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return True  # no SLURM here: judge by pid and heartbeat
+    if out.returncode != 0:
+        return "invalid job id" not in out.stderr.lower()  # purged from SLURM's memory: long gone
+    return any(state in ("RUNNING", "COMPLETING", "SUSPENDED", "STOPPED") for state in out.stdout.split())
+
+
 class Claim:
     """An exclusive claim on a run folder: ``<folder>/.claim`` made with O_EXCL.
 
     While held, a daemon thread touches the file every ``stale_after / 10`` seconds
     (and :meth:`heartbeat` does so at once), however long an epoch takes. A claim is
-    stale, and may be taken over, when its process is gone (same host) or it has not
-    been touched for ``stale_after`` seconds (another host that died).
+    stale, and may be taken over, when its process is gone (same host), its SLURM task
+    has ended, or it has not been touched for ``stale_after`` seconds (another host
+    that died).
     """
 
     def __init__(self, folder: Path, stale_after: float = 600.0):
@@ -63,6 +96,8 @@ class Claim:
                 return True
             except (PermissionError, KeyError, ValueError):
                 pass
+        if info.get("job") and not _job_running(info["job"], info.get("restart", 0)):
+            return True  # its SLURM task ended (scancel, node failure) or this is its requeued restart
         return age > self.stale_after
 
     def acquire(self) -> bool:
@@ -95,7 +130,8 @@ class Claim:
             try:
                 try:
                     write_all(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                              "since": time.time()}).encode())
+                                              "since": time.time(),
+                                              "job": slurm_task(), "restart": _restarts()}).encode())
                 finally:
                     os.close(fd)
             except OSError as err:  # a full disk: leave no empty claim behind

@@ -65,6 +65,24 @@ def _add_speed(p):
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout (GPU speed option)")
 
 
+def _add_executor(p):
+    g = p.add_argument_group("executors (README: Beyond one machine)")
+    g.add_argument("--executor", default="inline", choices=["inline", "local", "slurm"],
+                   help="inline: one run after another here; local: --workers runs at once here; "
+                        "slurm: a SLURM job array, one task per run")
+    g.add_argument("--workers", type=_positive_int, default=2, help="local: runs at once (they share the GPUs)")
+    g.add_argument("--wait", action="store_true", help="slurm: follow the jobs with a progress bar until they end")
+    g.add_argument("--slurm-partition", default=None, help="slurm: partition (default: the cluster's default)")
+    g.add_argument("--gpus-per-task", type=_nonneg_int, default=0, help="slurm: GPUs per run")
+    g.add_argument("--cpus-per-task", type=_positive_int, default=1, help="slurm: CPUs per run (its torch threads)")
+    g.add_argument("--mem-gb", type=_positive_float, default=None, help="slurm: memory per run")
+    g.add_argument("--timeout-min", type=_positive_int, default=24 * 60,
+                   help="slurm: time limit per task; a task stopped by it is requeued and resumes")
+    g.add_argument("--array-parallelism", type=_positive_int, default=256, help="slurm: tasks running at once")
+    g.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
+                   help="slurm: any other sbatch option, e.g. --sbatch qos=high --sbatch account=lab (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .presets import PRESETS
     from ..core.methods import METHODS
@@ -126,12 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, help="results cache folder, shareable between machines")
     p.add_argument("--data-root", default=None, help="dataset folder (CIFAR root, or an ImageFolder tree)")
     p.add_argument("--download", action="store_true")
-    p.add_argument("--shard", default=None, help="I/N: run every N-th config starting at I (1-based)")
-    p.add_argument("--parallel", type=_positive_int, default=None,
-                   help="N: train the teachers, then run N shard processes at once on this device")
+    p.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # removed: one error line says what replaced it
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
     _add_speed(p)
+    _add_executor(p)
+
+    p = sub.add_parser("status", help="a sweep's runs: finished, running (holder, heartbeat), failed (why), pending")
+    p.add_argument("--results", required=True, help="the sweep's results folder")
+    p.add_argument("--preset", default=None, choices=list(PRESETS), help="also list the preset's runs not started")
+    p.add_argument("--dataset", default=None, choices=["digits", "cifar10", "cifar100", "folder"],
+                   help="the --dataset the sweep was given, if any")
 
     p = sub.add_parser("presets", help="list the presets and how many runs each holds")
     return parser
@@ -172,24 +195,22 @@ def _command(args, argv=None) -> int:
         load_checkpoint(model, Path(args.checkpoint))
         print(noise_robustness(model, ds.test, args.sigmas, args.trials, args.seed).to_string(index=False))
         return 0
+    if args.command == "status":
+        from .status import render, status
+        configs = runs.preset(args.preset, args.dataset) if args.preset else None
+        print(render(status(Path(args.results), configs)))
+        return 0
     if args.command == "sweep":
+        require(args.shard is None, "--shard was removed: run `lakt sweep` with the same --results on each machine "
+                                    "(claims split the work), or use --executor slurm / --executor local")
         configs = [runs.with_speed(c, args.precision, args.channels_last) for c in runs.preset(args.preset, args.dataset)]
         if any(c.dataset != "digits" for c in configs):
             require(args.data_root is not None, f"preset {args.preset!r} needs --data-root DIR")
-        if args.parallel is not None:
-            from .parallel import parallel_sweep
-            require(args.shard is None, "--parallel starts its own shards; drop --shard")
-            failed = parallel_sweep(configs, Path(args.results), args.parallel, list(argv if argv is not None
-                                                                                     else sys.argv[1:]),
-                                    data_root=args.data_root, download=args.download, device=device,
-                                    progress=not args.quiet)
-            require(failed == 0, f"{failed} of {args.parallel} sweep processes failed; see their messages above "
-                                 "and run the same command again (finished runs are kept)")
-            print(f"{len(configs)} runs finished in {args.results} (preset {args.preset}, {args.parallel} processes)")
-            return 0
-        done = runs.sweep(configs, Path(args.results), shard=args.shard, data_root=args.data_root,
+        if args.executor != "inline":
+            return _sweep_elsewhere(args, configs, device)
+        done = runs.sweep(configs, Path(args.results), data_root=args.data_root,
                         download=args.download, device=device, progress=not args.quiet)
-        print(f"{len(done)} runs finished in {args.results} (preset {args.preset}, shard {args.shard or '1/1'})")
+        print(f"{len(done)} runs finished in {args.results} (preset {args.preset})")
         return 0
     common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size,
                   precision=args.precision, channels_last=args.channels_last, validation=args.validation)
@@ -217,6 +238,43 @@ def _command(args, argv=None) -> int:
         for row in metrics["noise"]:
             print(f"  sigma {row['sigma']:.2f}: {row['mean']:.2f} +- {row['std']:.2f}")
     print(f"results: {Path(args.results) / config.kind / metrics['key']}")
+    return 0
+
+
+def _sweep_elsewhere(args, configs, device) -> int:
+    """--executor local / slurm (lakt.runs.executors); exit 1 if a run failed."""
+    from . import executors
+    from .status import render, status
+
+    results = Path(args.results)
+    follow = f"lakt status --results {args.results} --preset {args.preset}"
+    if args.executor == "local":
+        failed = executors.run_local(configs, results, args.workers, data_root=args.data_root,
+                                     download=args.download, device=device, progress=not args.quiet)
+    else:
+        options = executors.SlurmOptions(
+            partition=args.slurm_partition, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
+            mem_gb=args.mem_gb, timeout_min=args.timeout_min, array_parallelism=args.array_parallelism,
+            sbatch=executors.parse_sbatch(args.sbatch))
+        sub = executors.submit_slurm(configs, results, options, data_root=args.data_root, download=args.download,
+                                     device=None if device is None else str(device), name=f"lakt-{args.preset}")
+        for job, count, what in sub.jobs:
+            print(f"submitted SLURM job array {job}: {count} tasks ({what})")
+        if not sub.jobs:
+            print(f"nothing to submit: every run of preset {args.preset} has finished in {args.results}")
+            return 0
+        print(f"logs: {sub.logs}/<job>_<task>/   follow: {follow}   (or squeue -j {','.join(sub.ids)})")
+        if not args.wait:
+            return 0
+        failed = executors.wait(configs, results, lambda: bool(executors.slurm_running(sub.ids)),
+                                progress=not args.quiet)
+    if failed:
+        table = status(results, failed)
+        print(render(table), file=sys.stderr)
+        print(f"lakt: {len(failed)} of {len(configs)} runs did not finish; fix and run the same command again "
+              f"(finished runs are kept)", file=sys.stderr)
+        return 1
+    print(f"{len(configs)} runs finished in {args.results} (preset {args.preset}, executor {args.executor})")
     return 0
 
 

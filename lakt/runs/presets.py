@@ -227,7 +227,7 @@ PRESETS["cifar10-cpu-v2"] = Preset(
 # a full-width VGG-9 teacher with crop + flip on all 50,000 training images (no tuning, so
 # no validation split), batch 128, PAPER_GPU_TEACHER_EPOCHS epochs; full-width VGG-4 students
 # at 5-100 per class for 500 epochs, the six methods, seed 0. benchmarks/paper_gpu.sh runs
-# it with several sweep processes sharing the GPU (lakt sweep --parallel N).
+# it with several runs sharing the GPU (lakt sweep --executor local --workers N).
 PAPER_GPU_TEACHER_EPOCHS = 50
 PRESETS["paper-gpu"] = Preset(
     "paper-gpu", "paper scale on one GPU: full-width augmented VGG-9 teacher, VGG-4 students at 5-100 "

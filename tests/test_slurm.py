@@ -1,0 +1,141 @@
+"""Integration: `lakt sweep --executor slurm` against a real one-node SLURM cluster (.ci/slurm-up).
+
+Faults are injected on events, never after sleeps: a ``progress.pt`` appearing (an epoch
+is saved) before ``scancel``, a ``requeue`` line in ``runs.log`` before the time limit is
+raised. A run long enough to outlast a 1-minute time limit is sized from the smoke
+teacher's measured epoch time on this machine, so the test does not depend on its speed.
+"""
+import dataclasses
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lakt import runs
+from lakt.runs import executors
+
+from test_reliability import events, results_of
+
+HOWTO = "no SLURM here: run `sudo .ci/slurm-up` (Debian: installs slurm-wlm and munge), then pytest tests/test_slurm.py"
+if shutil.which("sbatch") is None or subprocess.run(["sinfo"], capture_output=True).returncode != 0:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but no SLURM cluster answers: .ci/run must call .ci/slurm-up ({HOWTO})",
+                    pytrace=False)
+    pytest.skip(HOWTO, allow_module_level=True)
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")  # the same thread count as the inline reference
+LAKT = [sys.executable, "-m", "lakt.runs.cli"]
+
+
+def lakt(*argv, **kw):
+    return subprocess.run(LAKT + list(argv), capture_output=True, text=True, env=ENV, **kw)
+
+
+def until(condition, what, timeout=600):
+    """Poll ``condition`` (an event: a file appearing, a log line) until true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def queued(job):
+    return bool(executors.slurm_running([job]))
+
+
+@pytest.fixture(scope="module")
+def inline(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inline")
+    done = lakt("sweep", "--preset", "smoke", "--quiet", "--results", str(folder))
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def long_teacher(inline):
+    """A teacher that trains for more than a minute here (at least 75 s: longer than the time limit)."""
+    teacher = runs.preset("smoke")[0]
+    per_epoch = max(row["seconds"] for row in runs.load_result(teacher, inline)["history"])
+    return dataclasses.replace(teacher, epochs=max(teacher.epochs, math.ceil(75 / per_epoch)))
+
+
+def test_smoke_sweep_on_slurm_gives_the_inline_results(inline, tmp_path):
+    began = time.perf_counter()
+    done = lakt("sweep", "--preset", "smoke", "--quiet", "--results", str(tmp_path), "--executor", "slurm", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "submitted SLURM job array" in done.stdout and "lakt status" in done.stdout
+    assert results_of(tmp_path) == results_of(inline)
+    log = events(tmp_path)
+    starts = [e[4] for e in log if e[3] == "start"]
+    assert sorted(starts) == sorted(set(starts)) == sorted(results_of(inline))  # each run trained once
+    teacher_done = next(i for i, e in enumerate(log) if e[3] == "finish" and e[5].startswith("teacher"))
+    assert all(i > teacher_done for i, e in enumerate(log) if e[3] == "start" and e[5].startswith("student"))
+    again = lakt("sweep", "--preset", "smoke", "--quiet", "--results", str(tmp_path), "--executor", "slurm")
+    assert again.returncode == 0 and "nothing to submit" in again.stdout
+    print(f"smoke preset on SLURM: {time.perf_counter() - began:.0f} s")
+
+
+def test_cancelled_task_resubmitted_resumes_and_finishes(long_teacher, tmp_path):
+    options = executors.SlurmOptions()
+    job, = executors.submit_slurm([long_teacher], tmp_path, options).ids
+    progress = long_teacher.folder(tmp_path) / "progress.pt"
+    until(progress.exists, "the first epoch's progress.pt")
+    subprocess.run(["scancel", job], check=True)
+    until(lambda: not queued(job), f"job {job} to leave the queue")
+    assert runs.load_result(long_teacher, tmp_path) is None and progress.exists()  # really interrupted
+    job, = executors.submit_slurm([long_teacher], tmp_path, options).ids
+    left = executors.wait([long_teacher], tmp_path, lambda: queued(job), poll=0.5, progress=False)
+    assert left == []
+    log = [e[3] for e in events(tmp_path) if e[4] == long_teacher.key]
+    assert log == ["start", "resume", "finish"]
+    history = runs.load_result(long_teacher, tmp_path)["history"]
+    assert [row["epoch"] for row in history] == list(range(1, long_teacher.epochs + 1))
+
+
+def test_task_hitting_its_time_limit_is_requeued_and_finishes(long_teacher, tmp_path):
+    """A 1-minute limit: SLURM signals the task (USR2, 30 s before), submitit requeues it.
+
+    Once the requeue is logged, the test raises the requeued job's time limit, so the
+    resumed task finishes however fast this machine trains.
+    """
+    options = executors.SlurmOptions(timeout_min=1)
+    job, = executors.submit_slurm([long_teacher], tmp_path, options).ids
+    requeued = lambda: any(e[3] == "requeue" for e in events(tmp_path)) if (tmp_path / "runs.log").exists() else False
+    until(requeued, "the task's requeue line")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=30"], check=True)
+    left = executors.wait([long_teacher], tmp_path, lambda: queued(job), poll=0.5, progress=False)
+    assert left == []
+    log = [e[3] for e in events(tmp_path) if e[4] == long_teacher.key]
+    assert log[0] == "start" and log[1] == "requeue" and log[-1] == "finish" and "resume" in log
+    err = "".join(p.read_text() for p in (tmp_path / "logs").rglob("*_log.err"))
+    assert "this job is timed-out" in err  # submitit saw a time limit, not a preemption
+    history = runs.load_result(long_teacher, tmp_path)["history"]
+    assert [row["epoch"] for row in history] == list(range(1, long_teacher.epochs + 1))
+
+
+def partitions():
+    return [p.rstrip("*") for p, _ in executors._sinfo("%P %G")]
+
+
+BAD = [
+    (["--slurm-partition", "no-such-partition"], {}, "unknown SLURM partition"),
+    (["--gpus-per-task", "1"], {}, "has no GPUs"),
+    (["--executor", "local", "--workers", "0"], {}, "--workers"),
+    ([], {"PATH": "/nonexistent"}, "sbatch"),
+]
+
+
+@pytest.mark.parametrize("argv,env,expect", BAD, ids=[" ".join(a) or "no sbatch on PATH" for a, _, _ in BAD])
+def test_bad_executor_input_is_one_line_exit_2_and_writes_nothing(argv, env, expect, tmp_path):
+    results = tmp_path / "results"
+    argv = ["sweep", "--preset", "smoke", "--quiet", "--results", str(results), "--executor", "slurm", *argv]
+    done = subprocess.run(LAKT + argv, capture_output=True, text=True, env=dict(ENV, **env))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("lakt: error:") and expect in lines[0], \
+        done.stderr
+    assert not results.exists()
+    assert "gpu" not in " ".join(g for _, g in executors._sinfo("%P %G"))  # the premise of the GPU case
