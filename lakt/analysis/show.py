@@ -24,6 +24,9 @@ _TABLE_CSS = [
 """One look for every table of the book: padded cells, numbers right-aligned in tabular figures,
 "mean ± std" kept on one line, the caption wrapping above the table."""
 
+_WRAP_CSS = [{"selector": "td, th.row_heading", "props": "white-space: normal; text-align: left; vertical-align: top;"}]
+"""For tables of sentences (the verdict page): cells wrap, text reads left to right."""
+
 
 def _header(value) -> str:
     """Column/row labels as a reader writes them: 0, 0.1, 0.5 -- not 0.000000, 0.100000."""
@@ -70,21 +73,26 @@ def provenance_note(line: str) -> Shown:
     return Shown(_details(line), line)
 
 
-def _styler(table: pd.DataFrame, caption: str, decimals: int):
+def _styler(table: pd.DataFrame, caption: str, decimals: int, formats=None, wrap=False, colors=None):
     uuid = "t" + hashlib.sha256((caption + table.to_string()).encode()).hexdigest()[:8]
-    return (table.style.set_caption(caption).format(precision=decimals, na_rep="–")
+    styler = (table.style.set_caption(caption).format(formats, precision=decimals, na_rep="–")
             .format_index(_header, axis=0).format_index(_header, axis=1)
-            .set_table_styles(_TABLE_CSS).set_uuid(uuid))  # stable HTML ids: diffable outputs
+            .set_table_styles(_TABLE_CSS + (_WRAP_CSS if wrap else [])).set_uuid(uuid))  # stable ids: diffable
+    if colors:
+        styler = styler.map(lambda v: f"background-color: {colors[v]}" if v in colors else "")
+    return styler
 
 
-def styled(table: pd.DataFrame, caption: str, decimals: int = 2, provenance: str | None = None) -> Shown:
+def styled(table: pd.DataFrame, caption: str, decimals: int = 2, provenance: str | None = None,
+           formats: dict | None = None, wrap: bool = False, colors: dict | None = None) -> Shown:
     """How every table of the book is shown: fixed decimals, padded cells, readable headers.
 
     A comparison from :func:`beside_paper` (columns (quantity, ...)) is split into one
     table per quantity -- *ours*, *paper*, *ours − paper* -- shown one under the other,
     so each fits the page instead of one table three times as wide. ``provenance``
     (a :func:`provenance` line) goes beneath as a short summary with the full line
-    folded under it.
+    folded under it. ``formats``: per-column format strings where one precision does not fit;
+    ``wrap``: let text cells wrap (tables of sentences); ``colors``: cell text -> background colour.
     """
     import html
 
@@ -92,10 +100,10 @@ def styled(table: pd.DataFrame, caption: str, decimals: int = 2, provenance: str
     if isinstance(table.columns, pd.MultiIndex) and table.columns.names[0] == "quantity":
         parts.append(f'<p class="lakt-caption" style="font-weight: 600; margin: 0.6em 0 0 0;">{caption}</p>')
         for q in dict.fromkeys(table.columns.get_level_values(0)):
-            parts.append(_styler(table[q], html.escape(q), decimals).to_html())
+            parts.append(_styler(table[q], html.escape(q), decimals, formats, wrap, colors).to_html())
             text += f"\n{q}\n{table[q].to_string()}"
     else:
-        parts.append(_styler(table, caption, decimals).to_html())
+        parts.append(_styler(table, caption, decimals, formats, wrap, colors).to_html())
         text += "\n" + table.to_string()
     if provenance:
         parts.append(_details(provenance))

@@ -160,3 +160,19 @@ def at_a_glance(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     if bad:
         raise ValueError(f"verdicts must be one of {WORDS}, got {sorted(bad)}")
     return frame.set_index("question")
+
+
+def mark_batch_coupled(frame: pd.DataFrame, preset: str, configs=()) -> pd.DataFrame:
+    """``frame`` with a † after every Jacobian-matching row label when the preset predates the per-sample fix.
+
+    A row is a Jacobian row when its label names one ("Jac" in lakt's or the paper's names).
+    The caption should carry :data:`BATCH_COUPLED_NOTE` (:func:`batch_coupled_note`).
+    """
+    if not batch_coupled(preset, configs):
+        return frame
+    return frame.rename(index=lambda label: f"{label} †" if "Jac" in str(label) else label)
+
+
+def batch_coupled_note(preset: str, configs=()) -> str:
+    """The caption line that explains the †, or "" when the runs are per-sample."""
+    return f" † {BATCH_COUPLED_NOTE}." if batch_coupled(preset, configs) else ""
