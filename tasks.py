@@ -42,7 +42,7 @@ CHAPTERS = [  # executed in this order; book/_toc.yml lists the same files (the 
 ]
 BOOK_SOURCES = ["_toc.yml", "intro.md", "_static"]
 WIDGETS_NPM = "@jupyter-widgets/html-manager@1.0.15"
-"""The ipywidgets embed scripts the book serves itself (book/_static/widgets/), so the stored
+"""The ipywidgets embed scripts the book serves itself (book/_widgets/html-manager/), so the stored
 widget states render offline; the npm registry's package, unpacked by :func:`widget_assets`."""
 
 
@@ -93,7 +93,7 @@ def book(preset: str, chapters: list[str], out: Path | None = None) -> None:
         _execute_chapter(name, where / f"{name}.ipynb", "-p", "preset", preset)
         sh(PY, "-c", _PRESENT, where / f"{name}.ipynb")
         print(f"  {name}: {time.perf_counter() - began:.0f} s", flush=True)
-    widget_assets(where / "_static" / "widgets")
+    widget_assets(where / "_widgets" / "html-manager")
     sh(VENV / "bin" / "jupyter-book", "build", where, env=_env())
     print(f"book: {where / '_build/html/index.html'}")
 

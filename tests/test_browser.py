@@ -120,6 +120,13 @@ _MEASURE = """() => {
 }"""
 
 
+def _typeset(page) -> None:
+    """Wait until MathJax has typeset the page (Sphinx loads it only on pages with math)."""
+    if page.evaluate("() => !!document.querySelector('script[src*=\"mathjax\"]')"):
+        page.wait_for_function("() => !!(window.MathJax && MathJax.startup && MathJax.startup.promise)")
+        page.evaluate("() => MathJax.startup.promise")
+
+
 def test_every_page_reads_well_offline(browser, served, tmp_path):
     context = browser.new_context(viewport={"width": WIDTH, "height": 900})
     outside = []
@@ -139,9 +146,7 @@ def test_every_page_reads_well_offline(browser, served, tmp_path):
     began = time.perf_counter()
     for name in _pages():
         page.goto(f"{served}/{name}.html", wait_until="load")
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-        page.evaluate("() => MathJax.startup.promise")
-        page.wait_for_timeout(0)
+        _typeset(page)
         m = page.evaluate(_MEASURE)
         page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
         text = m["text"]
@@ -164,7 +169,7 @@ def test_every_page_reads_well_offline(browser, served, tmp_path):
     page.goto(f"{served}/intro.html")
     assert page.locator("a[href*='07_results_at_a_glance']").count() > 0, "the intro does not link the verdict page"
     page.goto(f"{served}/07_results_at_a_glance.html")
-    page.evaluate("() => MathJax.startup.promise")
+    _typeset(page)
     verdict_text = page.evaluate("() => document.querySelector('article').innerText")
     assert "Results at a glance" in verdict_text
     for word in ("holds", "does not hold", "not testable here"):

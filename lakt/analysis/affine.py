@@ -386,7 +386,7 @@ def plot_taylor(errors: dict, ax=None, floor: float = 1e-18, reference_slopes=(1
 
 
 def plot_gradients(images: torch.Tensor, grads: torch.Tensor, titles, show_product: bool = True,
-                   width: float = 7.8):
+                   width: float = 7.0):
     """Each input above its gradient map (and gradient x input): the teacher's label "Jacobian" as a picture.
 
     Diverging colours on one symmetric scale per row, with a colour bar, so a colour

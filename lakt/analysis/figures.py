@@ -6,9 +6,9 @@ import pandas as pd
 from ..core.methods import PAPER_METHODS, method_label
 from .report import _means, paper_robustness_table
 
-BOOK_WIDTH = 7.8
-"""Inches: at :data:`BOOK_RC`'s 100 dpi a figure this wide fills the book's text column
-(about 780 px at a 1,280 px window) without being scaled down, so its fonts render at
+BOOK_WIDTH = 7.0
+"""Inches: at :data:`BOOK_RC`'s 100 dpi a figure this wide fits the book's text column
+(about 750 px at a 1,280 px window, with room for the tight bounding box's margins) without being scaled down, so its fonts render at
 their nominal size."""
 
 BOOK_RC = {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 11, "axes.titlesize": 11,

@@ -13,16 +13,16 @@ import hashlib
 import pandas as pd
 
 _TABLE_CSS = [
-    {"selector": "", "props": "border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0 0.2em 0;"},
+    {"selector": "", "props": "border-collapse: collapse; font-size: 0.82em; margin: 0.4em 0 0.2em 0;"},
     {"selector": "th, td", "props": "padding: 0.25em 0.65em; white-space: nowrap; border-bottom: 1px solid #ddd;"},
     {"selector": "td", "props": "text-align: right; font-variant-numeric: tabular-nums;"},
-    {"selector": "th.col_heading", "props": "text-align: right;"},
-    {"selector": "th.row_heading, th.index_name", "props": "text-align: left;"},
+    {"selector": "th.col_heading", "props": "text-align: right; white-space: normal;"},
+    {"selector": "th.row_heading, th.index_name", "props": "text-align: left; white-space: normal; min-width: 7em;"},
     {"selector": "caption", "props": "caption-side: top; text-align: left; white-space: normal; "
                                      "font-weight: 600; padding-bottom: 0.3em;"},
 ]
 """One look for every table of the book: padded cells, numbers right-aligned in tabular figures,
-"mean ± std" kept on one line, the caption wrapping above the table."""
+"mean ± std" kept on one line; headers and row labels wrap, the caption wraps above the table."""
 
 _WRAP_CSS = [{"selector": "td, th.row_heading", "props": "white-space: normal; text-align: left; vertical-align: top;"}]
 """For tables of sentences (the verdict page): cells wrap, text reads left to right."""

@@ -352,7 +352,7 @@ def plot_at_sigma(frame, axes=None, taylor2: dict | None = None, title: str | No
 
     fig = None
     if axes is None:
-        fig, axes = plt.subplots(2, 2, figsize=(7.8, 5.6))
+        fig, axes = plt.subplots(2, 2, figsize=(7.0, 5.2))
     axes = list(getattr(axes, "flat", axes))
     for ax, (_, r) in zip(axes, frame.iterrows()):
         s2 = r["sigma"] ** 2
