@@ -60,7 +60,7 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
     methods = list(dict.fromkeys([*table.index, *(paper.index if paper is not None else [])]))
     colors = _method_colors(methods)
     with sns.axes_style("whitegrid"):
-        fig, axes = plt.subplots(1, len(panels), figsize=(BOOK_WIDTH if len(panels) > 1 else 5.2, 4.6),
+        fig, axes = plt.subplots(1, len(panels), figsize=(BOOK_WIDTH - 0.6 if len(panels) > 1 else 5.2, 4.6),
                                  squeeze=False, sharey=True)
     for ax, (t, teacher, name) in zip(axes[0], panels):
         means = _means(t)
