@@ -42,8 +42,9 @@ CHAPTERS = [  # executed in this order; book/_toc.yml lists the same files (the 
 ]
 BOOK_SOURCES = ["_toc.yml", "intro.md", "_static"]
 WIDGETS_NPM = "@jupyter-widgets/html-manager@1.0.15"
-"""The ipywidgets embed scripts the book serves itself (book/_widgets/html-manager/), so the stored
-widget states render offline; the npm registry's package, unpacked by :func:`widget_assets`."""
+"""The ipywidgets embed script the built book serves itself (_build/html/_static/html-manager/), so
+the stored widget states render offline; the npm registry's package, unpacked by :func:`widget_assets`
+(cached in book/_widgets/) and copied in after the build."""
 
 
 def sh(*cmd, **kw) -> None:
@@ -93,8 +94,8 @@ def book(preset: str, chapters: list[str], out: Path | None = None) -> None:
         _execute_chapter(name, where / f"{name}.ipynb", "-p", "preset", preset)
         sh(PY, "-c", _PRESENT, where / f"{name}.ipynb")
         print(f"  {name}: {time.perf_counter() - began:.0f} s", flush=True)
-    widget_assets(where / "_widgets" / "html-manager")
     sh(VENV / "bin" / "jupyter-book", "build", where, env=_env())
+    widget_assets(where / "_build" / "html" / "_static" / "html-manager")
     print(f"book: {where / '_build/html/index.html'}")
 
 
@@ -117,19 +118,23 @@ JupyterLab, keep showing all code. Cells tagged remove-cell (nbval's plumbing) s
 
 
 def widget_assets(dest: Path) -> None:
-    """Unpack the ipywidgets embed scripts (:data:`WIDGETS_NPM`) into ``dest`` once, with npm."""
-    if (dest / "embed.js").is_file():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        sys.exit("tasks.py: npm is needed once to fetch the ipywidgets embed scripts for the book "
-                 "(Debian: apt-get install -y npm)")
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([npm, "pack", WIDGETS_NPM, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
-        with tarfile.open(next(Path(tmp).glob("*.tgz"))) as tar:
-            tar.extractall(tmp, filter="data")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(Path(tmp) / "package" / "dist", dest, dirs_exist_ok=True)
+    """Copy the ipywidgets embed script (:data:`WIDGETS_NPM`, unpacked once with npm) into ``dest``."""
+    cache = ROOT / "book" / "_widgets" / WIDGETS_NPM.rsplit("@", 1)[1]
+    if not (cache / "embed.js").is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            sys.exit("tasks.py: npm is needed once to fetch the ipywidgets embed script for the book "
+                     "(Debian: apt-get install -y npm)")
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([npm, "pack", WIDGETS_NPM, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+            with tarfile.open(next(Path(tmp).glob("*.tgz"))) as tar:
+                tar.extractall(tmp, filter="data")
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(Path(tmp) / "package" / "dist", cache, dirs_exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in cache.iterdir():   # embed.js and the fonts it loads; not the require.js (AMD) variants
+        if "amd" not in f.name:
+            shutil.copy(f, dest / f.name)
 
 
 _STRIP = """

@@ -1,6 +1,8 @@
 """The figures of the experiment chapters (3-5), drawn from :mod:`lakt.analysis.report`'s tables."""
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 from ..core.methods import PAPER_METHODS, method_label
@@ -80,8 +82,9 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=2, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
+    labels = [textwrap.fill(label, 34) for label in handles]   # two columns inside the figure's width
+    fig.legend(list(handles.values()), labels, loc="lower center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, -0.02), fontsize=9)
     fig.tight_layout(rect=(0, 0.2 if len(handles) > 4 else 0.12, 1, 1))
     return fig
 

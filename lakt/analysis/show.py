@@ -14,7 +14,7 @@ import pandas as pd
 
 _TABLE_CSS = [
     {"selector": "", "props": "border-collapse: collapse; font-size: 0.82em; margin: 0.4em 0 0.2em 0;"},
-    {"selector": "th, td", "props": "padding: 0.25em 0.65em; white-space: nowrap; border-bottom: 1px solid #ddd;"},
+    {"selector": "th, td", "props": "padding: 0.25em 0.5em; white-space: nowrap; border-bottom: 1px solid #ddd;"},
     {"selector": "td", "props": "text-align: right; font-variant-numeric: tabular-nums;"},
     {"selector": "th.col_heading", "props": "text-align: right; white-space: normal;"},
     {"selector": "th.row_heading, th.index_name", "props": "text-align: left; white-space: normal; min-width: 7em;"},
