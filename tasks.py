@@ -107,8 +107,8 @@ for cell in nb.cells:
         continue
     tags = cell.metadata.setdefault("tags", [])
     if "injected-parameters" in tags:
-        tags.append("remove-cell")
-    elif not any(t.startswith(("remove-", "hide-")) for t in tags):
+        tags[:] = list(dict.fromkeys(tags + ["remove-cell"]))
+    elif not {"remove-cell", "remove-input", "hide-input", "hide-cell"} & set(tags):
         tags.append("hide-input")
 nbformat.write(nb, sys.argv[1])
 """
