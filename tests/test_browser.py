@@ -132,7 +132,7 @@ def _typeset(page) -> None:
         page.evaluate("() => MathJax.startup.promise")
 
 
-def test_every_page_reads_well_offline(browser, served, tmp_path):
+def test_every_page_reads_well_offline(served, browser, tmp_path):   # build the book before starting the browser
     context = browser.new_context(viewport={"width": WIDTH, "height": 900})
     outside = []
 
