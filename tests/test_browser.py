@@ -111,7 +111,7 @@ _MEASURE = """() => {
   const clipped = [...document.querySelectorAll('article .pst-scrollable-table-container, article div.lakt-table, '
                                                 + 'article mjx-container[display="true"], article div.cell_output')]
     .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
-    .map(e => e.tagName.toLowerCase() + '.' + e.className + ': ' + e.innerText.slice(0, 60).replace(/\s+/g, ' ')
+    .map(e => e.tagName.toLowerCase() + '.' + e.className + ': ' + e.innerText.slice(0, 60).replace(/[ \\t\\n]+/g, ' ')
               + ' [' + e.scrollWidth + ' px in ' + e.clientWidth + ']');
   const images = [...document.querySelectorAll('article img')];
   const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
