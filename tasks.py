@@ -3,6 +3,7 @@
 
     python3 tasks.py book [--preset cpu]   set up .venv, run every chapter with papermill
                                            into book/, then `jupyter-book build book/`
+                                           ([--out DIR]: build a copy of the book in DIR instead)
     python3 tasks.py test                  set up .venv, run the unit tests and `pytest --nbval`
     python3 tasks.py store [--chapter N]   re-execute chapters (smoke) and store their outputs,
                                            which nbval compares against (developers)
@@ -15,8 +16,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -27,14 +31,20 @@ PY = VENV / "bin" / "python"
 # glibc keeps freed blocks for reuse instead of mapping and unmapping every large tensor
 # each training step (up to 50% faster small CPU steps; benchmarks/step_cost.py explains).
 STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2 ** 20), "MALLOC_TRIM_THRESHOLD_": str(128 * 2 ** 20)}
-CHAPTERS = [  # executed in this order; book/_toc.yml lists the same files
+CHAPTERS = [  # executed in this order; book/_toc.yml lists the same files (the verdict page first)
     "01_affine_approximation",
     "02_propositions",
     "03_transfer_cifar10",
     "04_transfer_cifar100",
     "05_noise_robustness",
     "06_cost_of_jacobians",
+    "07_results_at_a_glance",   # reads the runs chapters 3 and 5 made, so it runs last
 ]
+BOOK_SOURCES = ["_toc.yml", "intro.md", "_static"]
+WIDGETS_NPM = "@jupyter-widgets/html-manager@1.0.15"
+"""The ipywidgets embed script the built book serves itself (_build/html/_static/html-manager/), so
+the stored widget states render offline; the npm registry's package, unpacked by :func:`widget_assets`
+(cached in book/_widgets/) and copied in after the build."""
 
 
 def sh(*cmd, **kw) -> None:
@@ -68,14 +78,63 @@ def _execute_chapter(name: str, out, *params: str) -> None:
        "--no-progress-bar", env=_env())
 
 
-def book(preset: str, chapters: list[str]) -> None:
-    """Execute the chapters headless with papermill into book/, then build the HTML."""
+def book(preset: str, chapters: list[str], out: Path | None = None) -> None:
+    """Execute the chapters headless with papermill into book/ (or a copy in ``out``), then build the HTML."""
+    where = ROOT / "book"
+    if out is not None:
+        where = Path(out).resolve()
+        where.mkdir(parents=True, exist_ok=True)
+        for name in BOOK_SOURCES:
+            source = ROOT / "book" / name
+            (shutil.copytree(source, where / name, dirs_exist_ok=True) if source.is_dir()
+             else shutil.copy(source, where / name))
+        shutil.copy((ROOT / "book" / "_config.yml").resolve(), where / "_config.yml")
     for name in chapters:
         began = time.perf_counter()
-        _execute_chapter(name, f"book/{name}.ipynb", "-p", "preset", preset)
+        _execute_chapter(name, where / f"{name}.ipynb", "-p", "preset", preset)
+        sh(PY, "-c", _PRESENT, where / f"{name}.ipynb")
         print(f"  {name}: {time.perf_counter() - began:.0f} s", flush=True)
-    sh(VENV / "bin" / "jupyter-book", "build", "book/", env=_env())
-    print(f"book: {ROOT / 'book/_build/html/index.html'}")
+    sh(VENV / "bin" / "jupyter-book", "build", where, env=_env())
+    widget_assets(where / "_build" / "html" / "_static" / "html-manager")
+    print(f"book: {where / '_build/html/index.html'}")
+
+
+_PRESENT = """
+import sys, nbformat
+nb = nbformat.read(sys.argv[1], as_version=4)
+for cell in nb.cells:
+    if cell.cell_type != "code":
+        continue
+    tags = cell.metadata.setdefault("tags", [])
+    if "injected-parameters" in tags:
+        tags[:] = list(dict.fromkeys(tags + ["remove-cell"]))
+    elif not {"remove-cell", "remove-input", "hide-input", "hide-cell"} & set(tags):
+        tags.append("hide-input")
+nbformat.write(nb, sys.argv[1])
+"""
+"""How a chapter reads in the book: papermill's injected parameters removed, every code cell
+folded (hide-input: a reader unfolds it with one click); the notebooks in notebooks/, and so
+JupyterLab, keep showing all code. Cells tagged remove-cell (nbval's plumbing) stay out."""
+
+
+def widget_assets(dest: Path) -> None:
+    """Copy the ipywidgets embed script (:data:`WIDGETS_NPM`, unpacked once with npm) into ``dest``."""
+    cache = ROOT / "book" / "_widgets" / WIDGETS_NPM.rsplit("@", 1)[1]
+    if not (cache / "embed.js").is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            sys.exit("tasks.py: npm is needed once to fetch the ipywidgets embed script for the book "
+                     "(Debian: apt-get install -y npm)")
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([npm, "pack", WIDGETS_NPM, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+            with tarfile.open(next(Path(tmp).glob("*.tgz"))) as tar:
+                tar.extractall(tmp, filter="data")
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(Path(tmp) / "package" / "dist", cache, dirs_exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in cache.iterdir():   # embed.js and the fonts it loads; not the require.js (AMD) variants
+        if "amd" not in f.name:
+            shutil.copy(f, dest / f.name)
 
 
 _STRIP = """
@@ -114,6 +173,7 @@ def main() -> None:
     b = sub.add_parser("book", help="run the chapters and build the Jupyter Book")
     b.add_argument("--preset", default="cpu", help="smoke (seconds), cpu (minutes, default) or paper (GPU)")
     b.add_argument("--chapter", action="append", choices=CHAPTERS, help="only these chapters (repeatable)")
+    b.add_argument("--out", type=Path, help="build a copy of the book in this folder instead of book/")
     s = sub.add_parser("store", help="re-execute chapters (smoke) and store their outputs for nbval")
     s.add_argument("--chapter", action="append", choices=CHAPTERS, help="only these chapters (repeatable)")
     t = sub.add_parser("test", help="unit tests and pytest --nbval")
@@ -122,7 +182,7 @@ def main() -> None:
     began = time.perf_counter()
     ensure_venv()
     if args.task == "book":
-        book(args.preset, args.chapter or CHAPTERS)
+        book(args.preset, args.chapter or CHAPTERS, args.out)
     elif args.task == "store":
         store(args.chapter or CHAPTERS)
     else:

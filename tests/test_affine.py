@@ -196,7 +196,9 @@ def test_chapter1_plots_return_figures():
     errors = {"relu": affine.taylor_error(vgg(), x, LABELS[:3], [1e-6, 1e-3, 1.0])}
     assert affine.plot_taylor(errors) is not None
     fig = affine.plot_gradients(x, x, ["a", "b", "c"])
-    assert len(fig.axes) == 9
+    assert len(fig.axes) == 9 + 2          # 3 × 3 panels and one colour bar per gradient row
+    bars = fig.axes[9:]
+    assert all(b.get_ylim()[0] == pytest.approx(-b.get_ylim()[1]) for b in bars)   # symmetric scales
     import matplotlib.pyplot as plt
     plt.close("all")
 

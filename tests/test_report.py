@@ -140,8 +140,10 @@ def test_paired_differences_pair_by_seed(tmp_path):
     assert diff["mean"].loc["Act+FullJac − Act+Jac", 5] == pytest.approx(-1.0)
     assert diff["seeds"].loc["Act+FullJac − Act+Jac", 5] == 2 and diff["std"].loc["Act+FullJac − Act+Jac", 5] == 0
     reading = readings.differences_reading(diff)
-    assert "**Noisy-Act − Act+Jac:** positive at 2 of 2 sizes, mean +2.00 points; clearly above zero (mean > seed std) at 2, clearly below at 0." in reading
-    assert "**Act+FullJac − Act+Jac:** positive at 0 of 2 sizes, mean -1.00 points; clearly above zero (mean > seed std) at 0, clearly below at 2." in reading
+    assert ("**Noisy-Act − Act+Jac:** mean +2.00 points over 2 sizes; above zero beyond the seeds' spread at 2, "
+            "below at 0, a tie (inside the spread) at 0.") in reading
+    assert ("**Act+FullJac − Act+Jac:** mean -1.00 points over 2 sizes; above zero beyond the seeds' spread at 0, "
+            "below at 2, a tie (inside the spread) at 0.") in reading
     with pytest.raises(LaktError, match="no finished 'ce' runs"):
         report.paired_differences(configs, tmp_path, reference="ce")
 
@@ -349,22 +351,64 @@ def test_transfer_reading_follows_the_numbers():
     cols = pd.Index([5, 10], name="n_per_class")
     worse = pd.DataFrame([[30.0, 40.0], [20.0, 30.0], [19.0, 29.0]], index=["ce", "act", "act+jac"], columns=cols)
     text = readings.transfer_reading(worse, paper.table1())
-    assert "Ours: **no**" in text and "ours higher at 0 of 2 sizes" in text
+    assert "Ours: **no**" in text and "ours higher at 0 of 2 sizes, lower at 2, tied at 0" in text
     better = worse.copy()
     better.loc["act"] += 20
     better.loc["act+jac"] += 25
     text = readings.transfer_reading(better, paper.table1())
     assert "Ours: **yes**" in text and "ours higher at 2 of 2 sizes" in text and "+4.00 points" in text
+    assert "**(a) Does distillation beat CE" in text and "**(b) Act+Jac vs Act" in text
+
+
+def _with_seeds(means: pd.DataFrame, std: float) -> pd.DataFrame:
+    """A transfer_table-shaped frame (stat, n_per_class) with the same std in every cell."""
+    return pd.concat({"mean": means, "std": means * 0 + std}, axis=1, names=["stat", "n_per_class"])
+
+
+def test_a_difference_inside_the_seeds_spread_is_a_tie_not_a_win():
+    cols = pd.Index([5, 10], name="n_per_class")
+    means = pd.DataFrame([[30.0, 40.0], [35.0, 45.0], [35.01, 45.01]], index=["ce", "act", "act+jac"], columns=cols)
+    text = readings.transfer_reading(_with_seeds(means, 1.0), paper.table1())
+    assert "ours higher at 0 of 2 sizes, lower at 0, tied at 2 (mean +0.01 points)" in text
+    assert "counts as a tie" in text
+    f = readings.transfer_findings(_with_seeds(means, 1.0))
+    assert f["distillation beats CE (cells ≤ low)"] == "4 of 4"          # +5 points against a spread of 1.41
+    assert readings.verdict(*readings._tally(f, "Act+Jac beats Act (sizes ≤ low)")) == "does not hold"
+    # the same +0.01 with a tiny spread is a win
+    f = readings.transfer_findings(_with_seeds(means, 0.001))
+    assert f["Act+Jac beats Act (sizes ≤ low)"] == "2 of 2"
+    diff = pd.concat({"mean": pd.DataFrame([[0.01, 2.0]], index=["A − B"], columns=cols),
+                      "std": pd.DataFrame([[1.0, 1.0]], index=["A − B"], columns=cols)}, axis=1)
+    assert "above zero beyond the seeds' spread at 1, below at 0, a tie (inside the spread) at 1." in \
+        readings.differences_reading(diff)
+
+
+def test_verdict_words():
+    assert readings.verdict(3, 0, 1) == "holds"
+    assert readings.verdict(1, 0, 3) == "partly"
+    assert readings.verdict(2, 1, 0) == "partly"
+    assert readings.verdict(0, 0, 4) == "does not hold"
+    assert readings.verdict(0, 0, 0) == "not testable here"
 
 
 def test_robustness_reading_on_paper_and_on_a_counterexample():
     text = readings.robustness_reading(paper.table3(), paper.table3())
-    assert text.count("flatten the curve? yes") == 2
+    assert text.count("flatten the curve? yes") == 2 and "**(c) Ours" in text
     assert "penalty 0 loses 47.09 points and penalty 1 loses 28.16" in text
     t = report.paper_robustness_table(paper.table3())
     flipped = t.copy()
     flipped.index = flipped.index[::-1]  # larger penalty now drops *more*
     assert "Ours: does a larger penalty flatten the curve? no" in readings.robustness_reading(flipped.sort_index(), t)
+
+
+def test_a_flatter_curve_inside_the_spread_is_a_tie():
+    t = report.paper_robustness_table(paper.table3())
+    noisy = t.copy()
+    noisy["std"] = 30.0   # drops differ by 19 points, but each draw's spread is 30
+    word, numbers = readings.robustness_verdict(noisy)
+    assert word == "does not hold" and numbers["tie"]
+    assert "inside the spread, a tie" in readings.robustness_reading(noisy, t)
+    assert readings.robustness_verdict(t)[0] == "holds"
 
 
 def test_provenance_states_preset_data_seeds_hardware_and_torch(smoke):

@@ -345,10 +345,10 @@ def plot_residuals(table, ax=None, floor: float = 1e-17):
         ax.scatter(i + rng.uniform(-0.18, 0.18, len(values)), values, s=10, alpha=0.6)
         ax.hlines(np.median(values), i - 0.3, i + 0.3, color="k", lw=2)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_xticks(range(len(names)), names)
     ax.set_ylabel(r"$|f(x) - \nabla f(x)^T x| \,/\, |f(x)|$")
     ax.axhline(2.2e-16, color="grey", ls=":", lw=1)
-    ax.text(len(names) - 0.5, 2.2e-16, "float64 eps", va="bottom", ha="right", color="grey", fontsize=8)
+    ax.text(len(names) - 0.5, 2.2e-16, "float64 eps", va="bottom", ha="right", color="grey")
     return ax
 
 
@@ -376,43 +376,54 @@ def plot_taylor(errors: dict, ax=None, floor: float = 1e-18, reference_slopes=(1
         inside = guide <= top * 10
         ax.plot(steps[inside], guide[inside], color="grey", ls=":", lw=1)
         last = np.flatnonzero(inside)[-1]
-        ax.text(steps[last], guide[last], f"slope {p}", fontsize=8, color="grey", ha="right", va="bottom")
+        ax.text(steps[last], guide[last], f"slope {p}", color="grey", ha="right", va="bottom")
     ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_ylim(floor / 2, top * 30)
     ax.set_xlabel(r"step $\|\Delta x\|$")
     ax.set_ylabel(r"$|f(x+\Delta x) - f(x) - \nabla f(x)^T \Delta x| \,/\, |f(x)|$")
-    ax.legend(fontsize=8)
+    ax.legend()
     return ax
 
 
-def plot_gradients(images: torch.Tensor, grads: torch.Tensor, titles, show_product: bool = True):
+def plot_gradients(images: torch.Tensor, grads: torch.Tensor, titles, show_product: bool = True,
+                   width: float = 7.0):
     """Each input above its gradient map (and gradient x input): the teacher's label "Jacobian" as a picture.
 
-    Diverging colours, symmetric per panel: red raises the label's logit, blue lowers it.
-    Returns the Figure.
+    Diverging colours on one symmetric scale per row, with a colour bar, so a colour
+    means the same value in every panel of a row: red raises the label's logit, blue
+    lowers it. ``width``: the figure's width in inches (the book's column). Returns the Figure.
     """
     import matplotlib.pyplot as plt
 
     rows = 3 if show_product else 2
     n = len(images)
-    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
+    side = min(1.5, (width - 1.2) / n)
+    fig, axes = plt.subplots(rows, n, figsize=(width, side * rows + 0.8), squeeze=False)
+    maps = [[] for _ in range(rows)]
     for i in range(n):
         img, g = images[i].detach().cpu().double(), grads[i].detach().cpu().double()  # [C, H, W]
-        panels = [img.mean(0), g.sum(0)] + ([(g * img).sum(0)] if show_product else [])
-        for r, panel in enumerate(panels):
+        maps[0].append(img.mean(0))
+        maps[1].append(g.sum(0))
+        if show_product:
+            maps[2].append((g * img).sum(0))
+    for r in range(rows):
+        lim = max(float(m.abs().max()) for m in maps[r]) or 1.0
+        for i, panel in enumerate(maps[r]):
             ax = axes[r, i]
             if r == 0:
-                ax.imshow(panel.numpy(), cmap="gray")
-                ax.set_title(titles[i], fontsize=8)
+                im = ax.imshow(panel.numpy(), cmap="gray")
+                ax.set_title(titles[i], fontsize=9)
             else:
-                lim = float(panel.abs().max()) or 1.0
-                ax.imshow(panel.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+                im = ax.imshow(panel.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
             ax.set_xticks([]), ax.set_yticks([])
-    axes[0, 0].set_ylabel("input", fontsize=8)
-    axes[1, 0].set_ylabel(r"$\nabla_x f_y$", fontsize=8)
+        if r > 0:
+            bar = fig.colorbar(im, ax=list(axes[r]), fraction=0.04, pad=0.02)
+            bar.ax.tick_params(labelsize=9)
+            bar.formatter.set_powerlimits((-2, 2))
+    axes[0, 0].set_ylabel("input")
+    axes[1, 0].set_ylabel(r"$\nabla_x f_y$")
     if show_product:
-        axes[2, 0].set_ylabel(r"$\nabla_x f_y \odot x$", fontsize=8)
-    fig.tight_layout()
+        axes[2, 0].set_ylabel(r"$\nabla_x f_y \odot x$")
     return fig
 
 

@@ -1,10 +1,29 @@
 """The figures of the experiment chapters (3-5), drawn from :mod:`lakt.analysis.report`'s tables."""
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 from ..core.methods import PAPER_METHODS, method_label
 from .report import _means, paper_robustness_table
+
+BOOK_WIDTH = 7.0
+"""Inches: at :data:`BOOK_RC`'s 100 dpi a figure this wide fits the book's text column
+(about 750 px at a 1,280 px window, with room for the tight bounding box's margins) without being scaled down, so its fonts render at
+their nominal size."""
+
+BOOK_RC = {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 11, "axes.titlesize": 11,
+           "axes.labelsize": 11, "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10,
+           "legend.title_fontsize": 10, "figure.titlesize": 12, "figure.figsize": (BOOK_WIDTH, 4.2)}
+"""Every figure of the book: no text below 10 pt at 100 dpi (9 pt once scaled to the column)."""
+
+
+def book_style() -> None:
+    """Apply :data:`BOOK_RC` (call once per chapter, after ``%matplotlib inline``)."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(BOOK_RC)
 
 def _method_colors(methods) -> dict:
     palette = dict(zip(PAPER_METHODS, _palette("tab10", len(PAPER_METHODS))))
@@ -43,7 +62,8 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
     methods = list(dict.fromkeys([*table.index, *(paper.index if paper is not None else [])]))
     colors = _method_colors(methods)
     with sns.axes_style("whitegrid"):
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(panels), figsize=(BOOK_WIDTH - 0.6 if len(panels) > 1 else 5.2, 4.6),
+                                 squeeze=False, sharey=True)
     for ax, (t, teacher, name) in zip(axes[0], panels):
         means = _means(t)
         stds = t["std"].astype(float) if isinstance(t.columns, pd.MultiIndex) else None
@@ -55,15 +75,16 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
         if teacher is not None:
             ax.axhline(teacher, color="0.35", ls="--", lw=1, label="teacher (VGG-9)")
         _log_x(ax, sizes)
-        ax.set_xlabel("training examples per class (log scale)")
-        ax.set_ylabel("student test accuracy (%)")
+        ax.set_xlabel("examples per class (log)")
         ax.set_title(name)
+    axes[0, 0].set_ylabel("student test accuracy (%)")
     handles, labels = {}, {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=2, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
+    labels = [textwrap.fill(label, 34) for label in handles]   # two columns inside the figure's width
+    fig.legend(list(handles.values()), labels, loc="lower center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, -0.02), fontsize=9)
     fig.tight_layout(rect=(0, 0.2 if len(handles) > 4 else 0.12, 1, 1))
     return fig
 
@@ -82,7 +103,7 @@ def plot_paired_differences(diff: pd.DataFrame, *, title: str = ""):
     sizes = [float(c) for c in means.columns]
     colors = dict(zip(means.index, _palette("viridis", len(means.index))))
     with sns.axes_style("whitegrid"):
-        fig, ax = plt.subplots(figsize=(6.2, 4.0))
+        fig, ax = plt.subplots(figsize=(6.5, 4.0))
     ax.axhline(0, color="0.35", lw=1)
     for row in means.index:
         ax.errorbar(sizes, means.loc[row].to_numpy(), yerr=stds.loc[row].fillna(0).to_numpy(), marker="o", ms=4,
@@ -91,7 +112,7 @@ def plot_paired_differences(diff: pd.DataFrame, *, title: str = ""):
     ax.set_xlabel("training examples per class (log scale)")
     ax.set_ylabel("paired difference (accuracy points)")
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize="small")
+    ax.legend(frameon=False)
     fig.tight_layout()
     return fig
 
@@ -113,17 +134,18 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
     penalties = sorted(set(table.index) | (set(paper.index) if paper is not None else set()))
     colors = dict(zip(penalties, _palette("viridis_r", len(penalties))))
     with sns.axes_style("whitegrid"):
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+        fig, axes = plt.subplots(1, len(panels), figsize=(BOOK_WIDTH if len(panels) > 1 else 5.2, 4.2),
+                                 squeeze=False)
     for ax, (t, name) in zip(axes[0], panels):
         means, stds = t["mean"].astype(float), t["std"].astype(float)
         for penalty in means.index:
             ax.errorbar([float(s) for s in means.columns], means.loc[penalty].to_numpy(),
                         yerr=stds.loc[penalty].fillna(0).to_numpy(), marker="o", ms=4, capsize=3,
                         color=colors[penalty], label=f"penalty {penalty:g}")
-        ax.set_xlabel("input noise σ (normalised pixels)")
+        ax.set_xlabel("input noise σ")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(name)
-        ax.legend(title="Jacobian-norm", fontsize="small")
+        ax.legend(title="Jacobian-norm", fontsize=9, title_fontsize=9)
     fig.tight_layout()
     return fig
 

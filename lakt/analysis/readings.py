@@ -13,21 +13,30 @@ import pandas as pd
 from .report import _SHORT, _means, paper_robustness_table
 
 def differences_reading(diff: pd.DataFrame) -> str:
-    """Markdown: for each row of :func:`paired_differences`, how often it wins and whether beyond the seeds' spread.
+    """Markdown: for each row of :func:`paired_differences`, where it is above, below or tied with zero.
 
-    A difference counts as clear when its mean is larger than its std over seeds
-    (with three seeds, about a 1.7-sigma paired t-statistic; a screen, not a test).
+    A difference is a tie when its mean is inside the seeds' spread (|mean| ≤ std over
+    seeds; with three seeds, about a 1.7-sigma paired t-statistic: a screen, not a test),
+    so a mean of +0.01 is never counted as a win.
     """
     means, stds = diff["mean"].astype(float), diff["std"].astype(float)
     lines = []
     for row in means.index:
-        m, s = means.loc[row].dropna(), stds.loc[row]
-        above = m > 0
-        clear_up = int(((m > 0) & (m.abs() > s[m.index])).sum())
-        clear_down = int(((m < 0) & (m.abs() > s[m.index])).sum())
-        lines.append(f"- **{row}:** positive at {int(above.sum())} of {len(m)} sizes, mean {m.mean():+.2f} points; "
-                     f"clearly above zero (mean > seed std) at {clear_up}, clearly below at {clear_down}.")
+        m = means.loc[row].dropna()
+        up, down, tie = _outcomes(m, stds.loc[row, m.index])
+        lines.append(f"- **{row}:** mean {m.mean():+.2f} points over {len(m)} sizes; above zero beyond the seeds' "
+                     f"spread at {up}, below at {down}, a tie (inside the spread) at {tie}.")
     return "\n".join(lines)
+
+
+def _outcomes(diff: pd.Series, spread) -> tuple[int, int, int]:
+    """(wins, losses, ties) of differences: a tie is |diff| ≤ spread (NaN spread: no seeds to tell; 0 is a tie)."""
+    spread = pd.Series(spread, index=diff.index, dtype=float) if not isinstance(spread, pd.Series) else spread
+    known = spread.notna()
+    beyond = diff.abs() > spread.where(known, 0.0)
+    up = int(((diff > 0) & beyond).sum())
+    down = int(((diff < 0) & beyond).sum())
+    return up, down, int(len(diff) - up - down)
 
 
 def term_balance_reading(act_first: pd.DataFrame, jac_last: pd.DataFrame) -> str:
@@ -53,19 +62,47 @@ def term_balance_reading(act_first: pd.DataFrame, jac_last: pd.DataFrame) -> str
     return "\n".join(lines)
 
 
-def _count(series) -> str:
-    return f"{int((series > 0).sum())} of {int(series.notna().sum())}"
+def verdict(wins: int, losses: int, ties: int) -> str:
+    """One word for a claim "A beats B" measured on several cells: holds / partly / does not hold.
+
+    *holds*: A wins at least half of the cells beyond the spread and loses none;
+    *does not hold*: A wins none (ties and losses only -- a tie is no evidence that A is
+    better); *partly*: anything between. No cells: *not testable here*.
+    """
+    n = wins + losses + ties
+    if n == 0:
+        return "not testable here"
+    if losses == 0 and 2 * wins >= n:
+        return "holds"
+    return "does not hold" if wins == 0 else "partly"
+
+
+def _spread(table: pd.DataFrame, a: str, b: str, cols) -> pd.Series:
+    """The std of a − b from the two rows' stds over seeds (independent runs); NaN without stds."""
+    if isinstance(table.columns, pd.MultiIndex) and "std" in table.columns.get_level_values(0):
+        std = table["std"].astype(float)
+        return np.sqrt(std.loc[a, cols] ** 2 + std.loc[b, cols] ** 2)
+    return pd.Series(np.nan, index=pd.Index(cols))
+
+
+def _record(out: dict, key: str, diff: pd.Series, spread: pd.Series) -> None:
+    up, down, tie = _outcomes(diff, spread.reindex(diff.index))
+    out[key] = f"{up} of {len(diff)}"
+    out[key + " [losses, ties]"] = (down, tie)
 
 
 def transfer_findings(table: pd.DataFrame, low: int = 100) -> pd.Series:
     """The paper's Table 1/2 claims, measured on one table (ours or the paper's).
 
-    * distillation vs CE at ≤ ``low`` examples per class: in how many (method, size)
+    * (a) distillation vs CE at ≤ ``low`` examples per class: in how many (method, size)
       cells a distillation method beats CE, and the mean gain;
-    * Act+Jac vs Act (and Act+Jac+CE vs Act+CE) at ≤ ``low``: sizes won, mean difference;
+    * (b) Act+Jac vs Act (and Act+Jac+CE vs Act+CE) at ≤ ``low``: sizes won, mean difference;
     * the same Jacobian comparison above ``low`` (the paper: not matching Jacobians
       is often better with much data).
-    Differences are in accuracy points; ``nan`` where the table lacks the rows or sizes.
+    A cell counts as a win only when the difference exceeds its spread over seeds
+    (the two rows' stds combined; :func:`_outcomes`); the ``[losses, ties]`` entries
+    hold the rest. Differences are in accuracy points; absent where the table lacks
+    the rows or sizes.
     """
     means = _means(table)
     small = [c for c in means.columns if c <= low]
@@ -74,68 +111,69 @@ def transfer_findings(table: pd.DataFrame, low: int = 100) -> pd.Series:
     distil = [m for m in means.index if m != "ce"]
     if "ce" in means.index and distil and small:
         gain = means.loc[distil, small].sub(means.loc["ce", small], axis=1).stack()
-        out["distillation beats CE (cells ≤ low)"] = _count(gain)
+        spread = pd.concat({m: _spread(table, m, "ce", small) for m in distil}).reindex(gain.index)
+        _record(out, "distillation beats CE (cells ≤ low)", gain, spread)
         out["mean gain over CE (points, ≤ low)"] = gain.mean()
     for a, b in (("act+jac", "act"), ("act+jac+ce", "act+ce")):
         for cols, where in ((small, "≤ low"), (large, "> low")):
             if a in means.index and b in means.index and cols:
                 diff = means.loc[a, cols] - means.loc[b, cols]
-                out[f"{_SHORT[a]} beats {_SHORT[b]} (sizes {where})"] = _count(diff)
+                _record(out, f"{_SHORT[a]} beats {_SHORT[b]} (sizes {where})", diff, _spread(table, a, b, cols))
                 out[f"{_SHORT[a]} − {_SHORT[b]} (points, {where})"] = diff.mean()
     return pd.Series(out, dtype=object)
 
 
-def _within_noise(table: pd.DataFrame, a: str, b: str, cols) -> str | None:
-    """How many of the a − b differences are smaller than their combined seed std."""
-    if not (isinstance(table.columns, pd.MultiIndex) and "std" in table.columns.get_level_values(0)):
-        return None
-    std = table["std"].astype(float)
-    if a not in std.index or b not in std.index or std.loc[[a, b], cols].isna().any().any():
-        return None
-    diff = (_means(table).loc[a, cols] - _means(table).loc[b, cols]).abs()
-    noise = np.sqrt(std.loc[a, cols] ** 2 + std.loc[b, cols] ** 2)
-    return f"{int((diff < noise).sum())} of {len(cols)}"
+def _tally(f: pd.Series, key: str) -> tuple[int, int, int]:
+    wins = int(f[key].split(" of ")[0])
+    losses, ties = f[key + " [losses, ties]"]
+    return wins, losses, ties
+
+
+def _has_seeds(table: pd.DataFrame) -> bool:
+    return (isinstance(table.columns, pd.MultiIndex) and "std" in table.columns.get_level_values(0)
+            and table["std"].astype(float).notna().any().any())
 
 
 def transfer_reading(ours: pd.DataFrame, paper: pd.DataFrame, low: int = 100) -> str:
-    """A few Markdown sentences answering the chapter's questions from ``ours`` and ``paper``.
+    """A few Markdown sentences answering the chapter's questions (a) and (b) from ``ours`` and ``paper``.
 
     Every number and verdict is computed here from the tables (see
-    :func:`transfer_findings`), so the prose cannot drift from the results.
+    :func:`transfer_findings`), so the prose cannot drift from the results; a
+    difference inside the seeds' spread is a tie, not a win.
     """
     f, g_all = transfer_findings(ours, low), transfer_findings(paper, low)
     shared = [c for c in _means(paper).columns if c in set(_means(ours).columns)]
     # at <= low, ask the paper the same question at the sizes we ran (when there are any)
     g = transfer_findings(paper[[col for col in paper.columns if col in shared]] if shared else paper, low)
     sizes = ", ".join(f"{c:g}" for c in (shared if shared else _means(paper).columns) if c <= low)
-    lines = [f"*(paper figures at ≤{low} per class are taken at the sizes we ran: {sizes})*"]
+    seeds = ("a difference inside the seeds' spread counts as a tie" if _has_seeds(ours)
+             else "one seed: no spread to tell a tie from a win, so every difference counts")
+    lines = [f"*(paper figures at ≤{low} per class are taken at the sizes we ran: {sizes}; {seeds})*"]
+    words = {"holds": "yes", "does not hold": "no", "partly": "mixed"}
     key = "distillation beats CE (cells ≤ low)"
     if key in f:
-        wins, cells = (int(v) for v in f[key].split(" of "))
-        mean_gain = f["mean gain over CE (points, ≤ low)"]
-        verdict = "yes" if 2 * wins > cells and mean_gain > 0 else "no" if wins == 0 or mean_gain <= 0 else "mixed"
-        lines.append(f"- **Does distillation beat CE at ≤{low} examples per class?** Ours: **{verdict}** — "
-                     f"a distillation method beats CE in {f[key]} method–size cells, mean gain "
-                     f"{f['mean gain over CE (points, ≤ low)']:+.2f} points. Paper: {g.get(key, 'n/a')} cells, "
-                     f"{g.get('mean gain over CE (points, ≤ low)', float('nan')):+.2f} points.")
+        wins, losses, ties = _tally(f, key)
+        answer = words.get(verdict(wins, losses, ties), "n/a")
+        lines.append(f"- **(a) Does distillation beat CE at ≤{low} examples per class?** Ours: **{answer}** — "
+                     f"a distillation method beats CE in {f[key]} method–size cells ({losses} worse, {ties} ties), "
+                     f"mean gain {f['mean gain over CE (points, ≤ low)']:+.2f} points. Paper: {g.get(key, 'n/a')} "
+                     f"cells, {g.get('mean gain over CE (points, ≤ low)', float('nan')):+.2f} points.")
     for a, b in (("act+jac", "act"), ("act+jac+ce", "act+ce")):
         k, d = f"{_SHORT[a]} beats {_SHORT[b]} (sizes ≤ low)", f"{_SHORT[a]} − {_SHORT[b]} (points, ≤ low)"
         if k not in f:
             continue
-        small = [c for c in _means(ours).columns if c <= low]
-        noise = _within_noise(ours, a, b, small)
-        noise_text = (f"; {noise} of those differences are smaller than the seeds' spread" if noise
-                      else "; with one seed there is no spread to compare against")
-        lines.append(f"- **{_SHORT[a]} vs {_SHORT[b]} at ≤{low} per class:** ours higher at {f[k]} sizes "
-                     f"(mean {f[d]:+.2f} points{noise_text}). Paper: {g.get(k, 'n/a')} sizes, "
-                     f"{g.get(d, float('nan')):+.2f} points.")
+        wins, losses, ties = _tally(f, k)
+        lines.append(f"- **(b) {_SHORT[a]} vs {_SHORT[b]} at ≤{low} per class:** ours higher at {f[k]} sizes, "
+                     f"lower at {losses}, tied at {ties} (mean {f[d]:+.2f} points). Paper: higher at "
+                     f"{g.get(k, 'n/a')} sizes, {g.get(d, float('nan')):+.2f} points.")
     k, d = f"{_SHORT['act+jac']} beats {_SHORT['act']} (sizes > low)", f"{_SHORT['act+jac']} − {_SHORT['act']} (points, > low)"
     g = g_all
     if k in f:
-        lines.append(f"- **With more data (>{low} per class):** Act+Jac beats Act at {f[k]} sizes "
-                     f"(mean {f[d]:+.2f}); paper: {g.get(k, 'n/a')} ({g.get(d, float('nan')):+.2f}).")
+        wins, losses, ties = _tally(f, k)
+        lines.append(f"- **(b) with more data (>{low} per class):** Act+Jac beats Act at {f[k]} sizes, lower at "
+                     f"{losses}, tied at {ties} (mean {f[d]:+.2f}); paper: {g.get(k, 'n/a')} ({g.get(d, float('nan')):+.2f}).")
     elif k in g:
-        lines.append(f"- **With more data (>{low} per class):** our sizes stop at {low}; the paper's Act+Jac "
+        lines.append(f"- **(b) with more data (>{low} per class):** our sizes stop at {low}; the paper's Act+Jac "
                      f"beats Act at {g[k]} of its larger sizes ({g[d]:+.2f} points).")
     return "\n".join(lines)
 
@@ -149,27 +187,55 @@ def robustness_findings(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def robustness_reading(ours: pd.DataFrame, paper: pd.DataFrame) -> str:
-    """Markdown sentences: does a larger Jacobian penalty flatten the accuracy-vs-σ curve? At what cost?
+def robustness_verdict(table: pd.DataFrame) -> tuple[str, dict]:
+    """(c) Does a larger Jacobian penalty flatten the accuracy-vs-σ curve? One word and its numbers.
 
-    Measured on both tables as the drop from σ = 0 to the largest σ; "flattens" is
-    the rank correlation between penalty and drop (−1: every larger penalty drops less).
+    The drop from σ = 0 to the largest σ of the largest penalty against the
+    smallest's: *holds* when the larger penalty drops less by more than the two drops'
+    combined std (a tie otherwise) and the rank correlation penalty↔drop is negative,
+    *partly* when it drops less beyond the spread but the penalties in between do not
+    line up, *does not hold* otherwise.
+    """
+    if not isinstance(table.columns, pd.MultiIndex):
+        table = paper_robustness_table(table)
+    f = robustness_findings(table)
+    if len(f) < 2:
+        return "not testable here", {"findings": f}
+    std = table["std"].astype(float).fillna(0.0)
+    lo, hi = min(table["mean"].columns), max(table["mean"].columns)
+    spread_drop = np.sqrt(std[lo] ** 2 + std[hi] ** 2)
+    first, last = f.index[0], f.index[-1]
+    gap = f.loc[first, "drop"] - f.loc[last, "drop"]
+    spread = float(np.sqrt(spread_drop[first] ** 2 + spread_drop[last] ** 2))
+    rho = pd.Series(f.index, index=f.index).rank().corr(f["drop"].rank())
+    if gap > spread and rho < 0:
+        word = "holds" if f["drop"].is_monotonic_decreasing else "partly"
+    else:
+        word = "does not hold"
+    return word, {"findings": f, "gap": gap, "spread": spread, "rho": rho, "tie": abs(gap) <= spread}
+
+
+def robustness_reading(ours: pd.DataFrame, paper: pd.DataFrame) -> str:
+    """Markdown sentences for question (c): does a larger Jacobian penalty flatten the curve? At what cost?
+
+    Measured on both tables as the drop from σ = 0 to the largest σ (:func:`robustness_verdict`);
+    a difference in drops inside their spread is a tie, not a flattening.
     """
     lines = []
+    words = {"holds": "yes", "partly": "partly", "does not hold": "no"}
     for name, t in (("Ours", ours), ("Paper", paper)):
-        if not isinstance(t.columns, pd.MultiIndex):
-            t = paper_robustness_table(t)
-        f = robustness_findings(t)
-        hi = f.columns[1]
+        word, n = robustness_verdict(t)
+        f = n["findings"]
         if len(f) < 2:
             lines.append(f"- **{name}:** one penalty only; nothing to compare.")
             continue
-        rho = pd.Series(f.index, index=f.index).rank().corr(f["drop"].rank())
         first, last = f.iloc[0], f.iloc[-1]
-        flattens = "yes" if rho < 0 and last["drop"] < first["drop"] else "no"
+        hi = f.columns[1]
+        tie = " — inside the spread, a tie" if n["tie"] else ""
         monotone = "strictly" if f["drop"].is_monotonic_decreasing and f["drop"].is_unique else "not strictly"
-        lines.append(f"- **{name}: does a larger penalty flatten the curve? {flattens}.** From σ=0 to {hi[3:]}, "
+        lines.append(f"- **(c) {name}: does a larger penalty flatten the curve? {words[word]}.** From σ=0 to {hi[3:]}, "
                      f"penalty {f.index[0]:g} loses {first['drop']:.2f} points and penalty {f.index[-1]:g} loses "
-                     f"{last['drop']:.2f} (rank correlation penalty↔drop {rho:+.2f}; {monotone} decreasing). "
+                     f"{last['drop']:.2f} (difference {n['gap']:+.2f} ± {n['spread']:.2f}{tie}; rank correlation "
+                     f"penalty↔drop {n['rho']:+.2f}; {monotone} decreasing). "
                      f"Clean accuracy moves {last['clean'] - first['clean']:+.2f} points.")
     return "\n".join(lines)

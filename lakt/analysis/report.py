@@ -20,7 +20,6 @@ and the results folder (``runs/``); nothing here trains.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import pandas as pd
 from .. import runs
 from ..core.errors import require
 from ..core.methods import row_name, split_row_name
+from .show import Shown, provenance_note, provenance_summary, styled  # noqa: F401  (the chapters call report.styled)
 
 DATASET_LABELS = {
     "digits": "digits (scikit-learn 8×8 digits, upsampled to 32×32)",
@@ -334,12 +334,6 @@ def teacher_beside_paper(teacher_metrics: dict, dataset: str, paper_dataset: str
     return pd.DataFrame({"dataset": [dataset_label(dataset), dataset_label(paper_dataset)],
                          "test accuracy (%)": [teacher_metrics["test_acc"], TEACHER_ACCURACY[paper_dataset]]},
                         index=pd.Index(["ours", "paper"], name="VGG-9 teacher"))
-
-
-def styled(table: pd.DataFrame, caption: str, decimals: int = 2):
-    """A pandas Styler with a caption and fixed decimals: how the chapters display tables."""
-    uuid = "t" + hashlib.sha256(caption.encode()).hexdigest()[:8]  # stable HTML ids: diffable outputs
-    return table.style.set_caption(caption).format(precision=decimals, na_rep="–").set_uuid(uuid)
 
 
 # ---------------------------------------------------------------- reading the results

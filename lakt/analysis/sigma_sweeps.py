@@ -306,7 +306,7 @@ def plot_coefficients(frame, ax=None, taylor2: float | None = None, title: str |
     ax.set_xlabel(r"$\sigma$")
     ax.set_ylabel(r"$(\mathbb{E}\,L(x+\xi) - L(x)) \,/\, \sigma^2$")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax
 
 
@@ -331,13 +331,13 @@ def plot_residuals(frames: dict, ax=None, floor: float = 1e-20, reference_slopes
     sig = np.asarray(sorted(set().union(*[set(f["sigma"]) for f in frames.values()])))
     for p in reference_slopes:
         ax.plot(sig, 1e-3 * (sig / sig.max()) ** p, color="grey", ls=":", lw=1)
-        ax.text(sig[0], 1e-3 * (sig[0] / sig.max()) ** p, rf"$\sigma^{p}$", color="grey", fontsize=8,
+        ax.text(sig[0], 1e-3 * (sig[0] / sig.max()) ** p, rf"$\sigma^{p}$", color="grey",
                 ha="right", va="center")
     ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_ylim(floor / 3, None)
     ax.set_xlabel(r"$\sigma$")
     ax.set_ylabel(r"$|\mathrm{LHS} - \mathrm{RHS}|$")
-    ax.legend(fontsize=8)
+    ax.legend()
     return ax
 
 
@@ -345,12 +345,15 @@ def plot_at_sigma(frame, axes=None, taylor2: dict | None = None, title: str | No
     """Bars for one sigma: the noise term E loss(x + xi) - loss(x) (95% CI) vs the paper's sigma^2 term.
 
     ``frame``: :func:`at_sigma` output; ``taylor2`` (statement -> coefficient) adds the
-    exact second-order prediction sigma^2 * (1/2) tr Hessian. Four small panels.
+    exact second-order prediction sigma^2 * (1/2) tr Hessian. Four panels, 2 × 2, the
+    figure's title above them (never over a panel's).
     """
     import matplotlib.pyplot as plt
 
+    fig = None
     if axes is None:
-        _, axes = plt.subplots(1, 4, figsize=(11, 2.6))
+        fig, axes = plt.subplots(2, 2, figsize=(7.0, 5.2))
+    axes = list(getattr(axes, "flat", axes))
     for ax, (_, r) in zip(axes, frame.iterrows()):
         s2 = r["sigma"] ** 2
         heights = [r["lhs"] - r["noiseless"], r["rhs"] - r["noiseless"]]
@@ -360,9 +363,10 @@ def plot_at_sigma(frame, axes=None, taylor2: dict | None = None, title: str | No
         ax.bar(labels, heights, color=["C0", "C3", "0.4"][:len(heights)])
         ax.errorbar([0], heights[:1], yerr=[1.96 * r["lhs_se"]], color="k", capsize=3)
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_title(r["statement"], fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.set_title(r["statement"])
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    fig = fig or axes[0].figure
     if title:
-        axes[0].figure.suptitle(title, fontsize=10)
+        fig.suptitle(title)
+    fig.tight_layout()
     return axes

@@ -38,10 +38,15 @@ _FIXES = {
 }
 
 
-def unwritable(path, err: OSError) -> LaktError:
-    """A one-line :class:`LaktError` for an ``OSError`` met while writing ``path``."""
+class StorageError(LaktError):
+    """The results folder (or another file lakt writes) cannot take the write: nothing more
+    is written about it, not even a ``fail`` line in ``runs.log``."""
+
+
+def unwritable(path, err: OSError) -> StorageError:
+    """A one-line :class:`StorageError` for an ``OSError`` met while writing ``path``."""
     fix = _FIXES.get(err.errno, f"{err.strerror or err}; write to another folder (e.g. --results DIR)")
-    return LaktError(f"cannot write {str(path)!r}: {fix}")
+    return StorageError(f"cannot write {str(path)!r}: {fix}")
 
 
 def make_folder(path) -> Path:

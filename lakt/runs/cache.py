@@ -35,7 +35,8 @@ from ..core.objective import Objective, TeacherCache
 from ..core.robustness import noise_robustness
 from ..core.train import default_device, fit, load_checkpoint, save_checkpoint
 from .config import RunConfig
-from ..core.files import append_line, atomic_write_json, load_tensors, make_folder, read_json, unwritable
+from ..core.files import (StorageError, append_line, atomic_write_json, load_tensors, make_folder, read_json,
+                          unwritable)
 from .claims import claimed, remove_temporaries
 
 _LOADED: dict[str, set[str]] = {}  # dataset kind -> fingerprints of the data this process has loaded
@@ -164,13 +165,10 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     results = check_results(results)
     try:
         return _run(config, results, ds, data_root, download, device, progress, wait, poll, train_teacher)
-    except Busy:
+    except (Busy, StorageError):  # not a failure of the run; a folder that takes no writes gets none
         raise
     except Exception as err:  # recorded for `lakt status`, then raised as before
-        try:
-            _log(results, "fail", config, f"{type(err).__name__}: {err}")
-        except OSError:
-            pass  # the results folder itself failed: the error says so
+        _log(results, "fail", config, f"{type(err).__name__}: {err}")
         raise
 
 
@@ -265,7 +263,8 @@ def _check_space(config: RunConfig, folder: Path, ds) -> None:
     except OSError:
         return
     free = stat.f_bavail * stat.f_frsize
-    require(free >= needed, f"cannot write {str(folder)!r}: the disk is full ({free / 2 ** 20:.1f} MB free, "
+    if free < needed:
+        raise StorageError(f"cannot write {str(folder)!r}: the disk is full ({free / 2 ** 20:.1f} MB free, "
                             f"the run needs about {needed / 2 ** 20:.0f} MB); free some space or write to another "
                             "folder (e.g. --results DIR)")
 

@@ -1,0 +1,115 @@
+"""What the book's sliders and selectors draw: one reader-chosen slice of a chapter's results.
+
+Each experiment chapter has one explorer (ipywidgets ``interact`` in the notebook) whose
+drawing lives here, so it is tested like any figure and trains nothing:
+
+* chapter 1 -- :func:`along_ray` / :func:`plot_ray`: a network against its first-order
+  Taylor expansion (Eq 1) along one direction, at a chosen step;
+* chapter 3 -- :func:`plot_methods_at_size`: every method's accuracy at one number of
+  examples per class, one method highlighted, the paper's value beside it;
+* chapter 5 -- :func:`plot_penalties_at_sigma`: accuracy per Jacobian penalty at one noise σ
+  (Table 3's column), ours beside the paper's.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from ..core.jacobian import logits_and_gradient
+from .affine import random_directions
+from .figures import BOOK_WIDTH
+from .report import _SHORT, _means
+
+
+def along_ray(model, x: torch.Tensor, index: torch.Tensor, steps, seed: int = 0) -> pd.DataFrame:
+    """f(x + t u) and its affine approximation f(x) + t ∇f(x)ᵀu for one input, over the steps t.
+
+    ``x``: one input (batch of 1); ``index``: the output (e.g. the label's logit); ``u``:
+    :func:`lakt.analysis.affine.random_directions`' unit direction for ``seed``. Columns
+    step, network, affine, relative (|network − affine| / |f(x)|).
+    """
+    logits, grad = logits_and_gradient(model, x, index)
+    value = logits.gather(1, index.view(-1, 1)).squeeze(1).detach()
+    u = random_directions(x, seed)
+    slope = float((grad.detach() * u).sum())
+    steps = torch.as_tensor(steps, dtype=x.dtype)
+    with torch.no_grad():
+        moved = [float(model(x + t * u).gather(1, index.view(-1, 1))) for t in steps.tolist()]
+    f0 = float(value[0])
+    affine = [f0 + t * slope for t in steps.tolist()]
+    return pd.DataFrame({"step": steps.tolist(), "network": moved, "affine": affine,
+                         "relative": [abs(m - a) / abs(f0) for m, a in zip(moved, affine)]})
+
+
+def plot_ray(ray: pd.DataFrame, step: float, ax=None):
+    """The network and its affine approximation along the ray (log step axis), the chosen step marked."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(BOOK_WIDTH, 3.8))
+    ax.plot(ray["step"], ray["network"], lw=2, label=r"network $f(x + t u)$")
+    ax.plot(ray["step"], ray["affine"], "--", color="k", lw=1.2, label=r"affine $f(x) + t\,\nabla f(x)^T u$")
+    ax.axvline(step, color="C3", lw=1)
+    i = int(np.argmin(np.abs(np.log(ray["step"].to_numpy()) - np.log(step))))
+    ax.set_xscale("log")
+    ax.set_xlabel(r"step $t = \|\Delta x\|$")
+    ax.set_ylabel("label logit")
+    ax.set_title(f"t = {ray['step'].iloc[i]:.1e}: relative remainder {ray['relative'].iloc[i]:.1e}")
+    ax.legend(loc="best")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_methods_at_size(table: pd.DataFrame, size, method: str, paper: pd.DataFrame | None = None, ax=None):
+    """Every method's accuracy at ``size`` examples per class (mean ± std over seeds), ``method`` highlighted.
+
+    ``table``: :func:`lakt.analysis.report.transfer_table`; ``paper``: Table 1/2 (its value drawn
+    as a black tick where it has this size).
+    """
+    import matplotlib.pyplot as plt
+
+    means = _means(table)[size]
+    stds = table["std"][size].astype(float).fillna(0) if "std" in table.columns.get_level_values(0) else 0 * means
+    labels = [_SHORT.get(m, m) for m in means.index]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(BOOK_WIDTH, 0.45 * len(means) + 1.4))
+    colors = ["C3" if m == method else "0.7" for m in means.index]
+    ax.barh(labels, means.to_numpy(), xerr=stds.to_numpy(), color=colors, capsize=3)
+    if paper is not None and size in paper.columns:
+        on_paper = [i for i, m in enumerate(means.index) if m in paper.index]
+        ax.scatter([paper.loc[means.index[i], size] for i in on_paper], on_paper, marker="|", s=300, color="k",
+                   label="paper", zorder=3)
+        ax.legend(loc="lower right")
+    ax.invert_yaxis()
+    ax.set_xlabel("student test accuracy (%)")
+    ax.set_title(f"{size} examples per class: {_SHORT.get(method, method)} "
+                 f"{means[method]:.2f} ± {float(stds[method]):.2f}")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_penalties_at_sigma(ours: pd.DataFrame, sigma: float, paper: pd.DataFrame | None = None, ax=None):
+    """Accuracy per Jacobian-penalty strength at noise ``sigma``: ours (± std) and the paper's Table 3."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    m = _means(ours)[sigma]
+    s = ours["std"][sigma].astype(float).fillna(0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(BOOK_WIDTH, 3.6))
+    x = np.arange(len(m))
+    width = 0.4 if paper is not None else 0.7
+    ax.bar(x - (width / 2 if paper is not None else 0), m.to_numpy(), width, yerr=s.to_numpy(), capsize=3,
+           color="C0", label="ours")
+    if paper is not None:
+        p = _means(paper).reindex(index=m.index)
+        p = p[sigma] if sigma in p.columns else p.iloc[:, 0] * np.nan
+        ax.bar(x + width / 2, p.to_numpy(), width, color="0.6", label="paper (CIFAR-100)")
+    ax.set_xticks(x, [f"{v:g}" for v in m.index])
+    ax.set_xlabel("Jacobian-norm penalty λ")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"σ = {sigma:g}")
+    ax.legend(loc="lower right")
+    ax.figure.tight_layout()
+    return ax
