@@ -1,19 +1,36 @@
-"""Fault injection: sweeps killed with SIGKILL resume to the same results; shards share a folder."""
-import json
+"""Fault injection: sweeps killed with SIGKILL resume to the same results; shards share a folder.
+
+Kills land on events, never after sleeps: ``fault_driver.py`` runs the ``lakt`` command
+and stops it (SIGSTOP) the moment a chosen event happens -- a run's line in
+``runs.log``, a checkpoint or a metrics file being renamed into place. The test then
+checks, from the files alone, that the frozen sweep is really in the middle of that
+work, and kills it with SIGKILL. So every kill interrupts the same work on a fast idle
+machine and on a loaded one, and every assertion is deterministic.
+"""
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+import torch
 
+import lakt
 from lakt import runs
 
-SWEEP = [sys.executable, "-m", "lakt.runs.cli", "sweep", "--preset", "smoke", "--quiet", "--results"]
+ARGS = ["sweep", "--preset", "smoke", "--quiet", "--results"]
+LAKT = [sys.executable, "-m", "lakt.runs.cli"]
+DRIVER = [sys.executable, str(Path(__file__).with_name("fault_driver.py"))]
+ROOT = str(Path(lakt.__file__).resolve().parents[1])  # children import this lakt, whatever their cwd
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
 TIMING = {"seconds"}
+SMOKE = runs.preset("smoke")
+TEACHER, STUDENTS, ROBUST = SMOKE[0], SMOKE[1:-2], SMOKE[-2:]
+
+
+def sweep(results: Path, *extra: str, **kwargs):
+    return subprocess.run(LAKT + ARGS + [str(results), *extra], capture_output=True, text=True, env=ENV, **kwargs)
 
 
 def comparable(metrics: dict) -> dict:
@@ -25,66 +42,126 @@ def comparable(metrics: dict) -> dict:
 
 def results_of(folder: Path) -> dict:
     out = {}
-    for config in runs.preset("smoke"):
+    for config in SMOKE:
         metrics = runs.load_result(config, folder)
         assert metrics is not None, f"{config.name} did not finish in {folder}"
         out[config.key] = comparable(metrics)
     return out
 
 
-def events(folder: Path) -> list[list[str]]:
-    return [line.split() for line in (folder / "runs.log").read_text().splitlines()]
+def events(folder: Path) -> list[tuple[int, str, str]]:
+    """(pid, event, key) of every line of runs.log."""
+    return [(int(pid), event, key) for _, _, pid, event, key, _ in
+            (line.split() for line in (folder / "runs.log").read_text().splitlines())]
+
+
+def files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reference")
-    subprocess.run(SWEEP + [str(folder)], check=True, capture_output=True)
+    done = sweep(folder)
+    assert done.returncode == 0, done.stderr
     return results_of(folder)
 
 
-def test_sweep_killed_at_random_points_resumes_to_identical_results(tmp_path, reference):
-    rng = random.Random(2024)
-    kills = 0
-    for attempt in range(5):
-        proc = subprocess.Popen(SWEEP + [str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(1.5, 7.0))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    assert kills >= 3  # the kills really interrupted work
-    done = subprocess.run(SWEEP + [str(tmp_path)], capture_output=True, text=True)
+def freeze_at(results: Path, event: str) -> subprocess.Popen:
+    """Start the smoke sweep on ``results`` and return it stopped at ``event`` (see fault_driver.py)."""
+    proc = subprocess.Popen(DRIVER + [event, "--"] + ARGS + [str(results)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        pytest.fail(f"the sweep ended (exit {proc.returncode}) before {event}: {proc.stderr.read()}")
+    return proc
+
+
+def kill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    proc.stderr.close()
+
+
+def test_sweep_killed_at_events_resumes_to_identical_results(tmp_path, reference):
+    """Six kills, each in the middle of a different kind of work, then one sweep to the end."""
+    student, other, robust = STUDENTS[2], STUDENTS[3], ROBUST[0]
+    teacher_dir, student_dir, other_dir, robust_dir = (c.folder(tmp_path) for c in (TEACHER, student, other, robust))
+
+    # 1. At the teacher's start line: it has started, nothing of it is written but its config and claim.
+    proc = freeze_at(tmp_path, f"log:start:{TEACHER.key}")
+    assert events(tmp_path) == [(proc.pid, "start", TEACHER.key)]
+    assert files(teacher_dir) == {"config.json", ".claim"}
+    kill(proc)
+
+    # 2. Just after the teacher's first epoch checkpoint (the first one is always written).
+    proc = freeze_at(tmp_path, f"after:{TEACHER.key}/progress.pt")
+    assert events(tmp_path)[-1] == (proc.pid, "start", TEACHER.key)  # no checkpoint yet: started afresh
+    assert torch.load(teacher_dir / "progress.pt", weights_only=True)["epoch"] == 1 < TEACHER.epochs
+    assert "metrics.json" not in files(teacher_dir)
+    kill(proc)
+
+    # 3. Half-way through writing a student's first checkpoint: its temporary file is complete, not renamed.
+    proc = freeze_at(tmp_path, f"before:{student.key}/progress.pt")
+    log = events(tmp_path)
+    assert (proc.pid, "resume", TEACHER.key) in log  # the teacher went on from its epoch-1 checkpoint
+    assert (proc.pid, "finish", TEACHER.key) in log and log[-1] == (proc.pid, "start", student.key)
+    assert [n for n in files(student_dir) if n.endswith(".tmp")] and "progress.pt" not in files(student_dir)
+    kill(proc)
+
+    # 4. Just after a student's metrics.json is in place, before its progress.pt is removed and its finish logged.
+    proc = freeze_at(tmp_path, f"after:{other.key}/metrics.json")
+    assert events(tmp_path)[-1] == (proc.pid, "start", other.key)
+    assert {"metrics.json", "progress.pt", ".claim"} <= files(other_dir)
+    kill(proc)
+
+    # 5. Half-way through writing a robustness run's metrics.json: weights saved, result not.
+    proc = freeze_at(tmp_path, f"before:{robust.key}/metrics.json")
+    assert events(tmp_path)[-1] == (proc.pid, "start", robust.key)
+    assert {"model.pt", "progress.pt"} <= files(robust_dir) and "metrics.json" not in files(robust_dir)
+    kill(proc)
+
+    # 6. Right after that run's resume line: it goes on from its checkpoint, not from scratch.
+    proc = freeze_at(tmp_path, f"log:resume:{robust.key}")
+    assert events(tmp_path)[-1] == (proc.pid, "resume", robust.key)
+    kill(proc)
+
+    done = sweep(tmp_path)
     assert done.returncode == 0, done.stderr
     assert results_of(tmp_path) == reference
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".claim"))
     assert not list(tmp_path.rglob("progress.pt"))
-    finishes = [e for e in events(tmp_path) if e[3] == "finish"]
-    assert sorted(e[4] for e in finishes) == sorted(reference)  # every run finished exactly once
+    log = events(tmp_path)
+    finishes = sorted(key for _, event, key in log if event == "finish")
+    # Every run finished exactly once; the one killed after its metrics.json (4.) is done but has no finish line.
+    assert finishes == sorted(c.key for c in SMOKE if c is not other)
+    assert [e for _, e, k in log if k == robust.key] == ["start", "resume", "resume", "finish"]
+    assert [e for _, e, k in log if k == student.key] == ["start", "start", "finish"]  # no checkpoint had landed
 
 
 def test_two_shards_at_once_never_run_a_config_twice(tmp_path, reference):
-    procs = [subprocess.Popen(SWEEP + [str(tmp_path), "--shard", f"{i}/2"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    procs = [subprocess.Popen(LAKT + ARGS + [str(tmp_path), "--shard", f"{i}/2"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=ENV) for i in (1, 2)]
     for proc in procs:
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()
+        proc.stderr.close()
     assert results_of(tmp_path) == reference
-    starts = [e[4] for e in events(tmp_path) if e[3] in ("start", "resume")]
+    starts = [key for _, event, key in events(tmp_path) if event in ("start", "resume")]
     assert sorted(starts) == sorted(set(starts)) == sorted(reference)
-    assert len({e[2] for e in events(tmp_path)}) == 2  # both processes did work
+    assert len({pid for pid, _, _ in events(tmp_path)}) == 2  # both processes did work
 
 
 def test_truncated_model_file_is_detected_and_the_run_redone(tmp_path, reference):
-    subprocess.run(SWEEP + [str(tmp_path)], check=True, capture_output=True)
-    teacher = runs.preset("smoke")[0]
-    model = teacher.folder(tmp_path) / "model.pt"
+    assert sweep(tmp_path).returncode == 0
+    model = TEACHER.folder(tmp_path) / "model.pt"
     model.write_bytes(model.read_bytes()[:100])
-    student = runs.preset("smoke")[1]
+    student = STUDENTS[0]
     (student.folder(tmp_path) / "metrics.json").unlink()
-    done = subprocess.run(SWEEP + [str(tmp_path)], capture_output=True, text=True)
+    done = sweep(tmp_path)
     assert done.returncode == 0, done.stderr
     warning, = done.stderr.strip().splitlines()  # reported in one line...
     assert "corrupt" in warning and "model.pt" in warning
     assert results_of(tmp_path) == reference  # ...and the teacher redone, not read
-    redone = [e[5] for e in events(tmp_path)[-4:] if e[3] == "finish"]
-    assert redone == [teacher.name, student.name]
+    redone = [key for _, event, key in events(tmp_path)[-4:] if event == "finish"]
+    assert redone == [TEACHER.key, student.key]

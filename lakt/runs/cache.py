@@ -84,6 +84,7 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     results = Path(results)
     done = load_result(config, results)
     if done is not None:
+        _tidy(config.folder(results))
         return done
     ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
     if config.n_per_class is not None:  # fail before anything is written
@@ -101,6 +102,21 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
         done = load_result(config, results)
         if done is not None:
             return done
+
+
+def _tidy(folder: Path) -> None:
+    """Remove what a process killed just after finishing a run left in its folder.
+
+    ``metrics.json`` marks a run done, so it is written before ``progress.pt`` is
+    removed and the claim released; a kill in between leaves both behind. The run
+    is finished, so its checkpoint goes, and its claim too once the holder is dead
+    (a live holder keeps its claim: taking it fails).
+    """
+    if (folder / "progress.pt").exists():  # checked first: a finished run's folder may be read-only
+        (folder / "progress.pt").unlink(missing_ok=True)
+    if (folder / ".claim").exists():
+        with claimed(folder):
+            pass
 
 
 def _execute(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
