@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..core import data as data_lib
-from ..core.errors import require
+from ..core.errors import LaktError, require
 from ..core.methods import get_method
 from ..core.models import build
 from ..core.objective import Objective, TeacherCache
@@ -74,12 +74,24 @@ class Busy(Exception):
     """Another process holds this run's claim."""
 
 
+class TeacherMissing(LaktError):
+    """A student's teacher run has not finished and training it was not asked for."""
+
+    def __init__(self, teacher: RunConfig, results: Path):
+        super().__init__(f"no finished teacher run {teacher.name} ({teacher.epochs} epochs, key {teacher.key}) "
+                         f"in {results}")
+        self.teacher = teacher
+
+
 def run(config: RunConfig, results: Path, *, data_root=None, download: bool = False, device=None,
-        progress: bool = True, wait: bool = True, poll: float = 2.0) -> dict:
+        progress: bool = True, wait: bool = True, poll: float = 2.0, train_teacher: bool = True) -> dict:
     """Run ``config`` unless its results exist; return its metrics.
 
-    A student's teacher run is done first if missing. If another process is running
-    the same config, wait for it (``wait=True``) or raise :class:`Busy`.
+    A student's teacher run is done first if missing, or, with ``train_teacher=False``,
+    :class:`TeacherMissing` is raised before anything is written (a teacher is the
+    longest run of a protocol: ``lakt student`` trains one only when asked). If
+    another process is running the same config, wait for it (``wait=True``) or raise
+    :class:`Busy`.
     """
     results = Path(results)
     done = load_result(config, results)
@@ -89,6 +101,8 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
     if config.n_per_class is not None:  # fail before anything is written
         data_lib.per_class_subset(ds.train.y, config.n_per_class, config.seed)
+    if config.teacher is not None and not train_teacher and load_result(config.teacher, results) is None:
+        raise TeacherMissing(config.teacher, results)
     folder = config.folder(results)
     while True:
         with claimed(folder) as claim:
