@@ -164,7 +164,8 @@ def _sweep_table(done: list[dict], cached: set[str]) -> str:
                           "test acc %": [f"{m['test_acc']:.2f}" for m in done],
                           "seconds": [f"{m['seconds']:.1f}" for m in done],
                           "trained": ["earlier" if m["key"] in cached else "now" for m in done]})
-    return table.to_string(index=False)
+    width = int(table["run"].str.len().max())
+    return table.to_string(index=False, justify="left", formatters={"run": f"{{:<{width}}}".format})
 
 
 def _config(args):
