@@ -8,6 +8,7 @@ work, and kills it with SIGKILL. So every kill interrupts the same work on a fas
 machine and on a loaded one, and every assertion is deterministic.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,13 +21,15 @@ import lakt
 from lakt import runs
 
 ARGS = ["sweep", "--preset", "smoke", "--quiet", "--results"]
+PART = ["--shard", "1/4"]  # the teacher, a student and a robustness run: every kind, a third of the time
 LAKT = [sys.executable, "-m", "lakt.runs.cli"]
 DRIVER = [sys.executable, str(Path(__file__).with_name("fault_driver.py"))]
 ROOT = str(Path(lakt.__file__).resolve().parents[1])  # children import this lakt, whatever their cwd
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
 TIMING = {"seconds"}
 SMOKE = runs.preset("smoke")
-TEACHER, STUDENTS, ROBUST = SMOKE[0], SMOKE[1:-2], SMOKE[-2:]
+TEACHER, STUDENT, ROBUST = SMOKE[0::4]
+assert (TEACHER.kind, STUDENT.kind, ROBUST.kind) == ("teacher", "student", "robust")
 
 
 def sweep(results: Path, *extra: str, **kwargs):
@@ -40,9 +43,9 @@ def comparable(metrics: dict) -> dict:
     return out
 
 
-def results_of(folder: Path) -> dict:
+def results_of(folder: Path, configs=(TEACHER, STUDENT, ROBUST)) -> dict:
     out = {}
-    for config in SMOKE:
+    for config in configs:
         metrics = runs.load_result(config, folder)
         assert metrics is not None, f"{config.name} did not finish in {folder}"
         out[config.key] = comparable(metrics)
@@ -60,16 +63,22 @@ def files(folder: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference_folder(tmp_path_factory):
+    """The uninterrupted sweep of PART (never modified: tests copy it)."""
     folder = tmp_path_factory.mktemp("reference")
-    done = sweep(folder)
+    done = sweep(folder, *PART)
     assert done.returncode == 0, done.stderr
-    return results_of(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(reference_folder):
+    return results_of(reference_folder)
 
 
 def freeze_at(results: Path, event: str) -> subprocess.Popen:
-    """Start the smoke sweep on ``results`` and return it stopped at ``event`` (see fault_driver.py)."""
-    proc = subprocess.Popen(DRIVER + [event, "--"] + ARGS + [str(results)], stdout=subprocess.DEVNULL,
+    """Start the sweep of PART on ``results`` and return it stopped at ``event`` (see fault_driver.py)."""
+    proc = subprocess.Popen(DRIVER + [event, "--"] + ARGS + [str(results)] + PART, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=ENV)
     _, status = os.waitpid(proc.pid, os.WUNTRACED)
     if not os.WIFSTOPPED(status):
@@ -86,8 +95,8 @@ def kill(proc: subprocess.Popen) -> None:
 
 def test_sweep_killed_at_events_resumes_to_identical_results(tmp_path, reference):
     """Six kills, each in the middle of a different kind of work, then one sweep to the end."""
-    student, other, robust = STUDENTS[2], STUDENTS[3], ROBUST[0]
-    teacher_dir, student_dir, other_dir, robust_dir = (c.folder(tmp_path) for c in (TEACHER, student, other, robust))
+    student, robust = STUDENT, ROBUST
+    teacher_dir, student_dir, robust_dir = (c.folder(tmp_path) for c in (TEACHER, student, robust))
 
     # 1. At the teacher's start line: it has started, nothing of it is written but its config and claim.
     proc = freeze_at(tmp_path, f"log:start:{TEACHER.key}")
@@ -110,10 +119,11 @@ def test_sweep_killed_at_events_resumes_to_identical_results(tmp_path, reference
     assert [n for n in files(student_dir) if n.endswith(".tmp")] and "progress.pt" not in files(student_dir)
     kill(proc)
 
-    # 4. Just after a student's metrics.json is in place, before its progress.pt is removed and its finish logged.
-    proc = freeze_at(tmp_path, f"after:{other.key}/metrics.json")
-    assert events(tmp_path)[-1] == (proc.pid, "start", other.key)
-    assert {"metrics.json", "progress.pt", ".claim"} <= files(other_dir)
+    # 4. Just after that student's metrics.json is in place, before its progress.pt is removed and its finish
+    #    logged. It started afresh: no checkpoint had landed.
+    proc = freeze_at(tmp_path, f"after:{student.key}/metrics.json")
+    assert events(tmp_path)[-1] == (proc.pid, "start", student.key)
+    assert {"metrics.json", "progress.pt", ".claim"} <= files(student_dir)
     kill(proc)
 
     # 5. Half-way through writing a robustness run's metrics.json: weights saved, result not.
@@ -127,17 +137,16 @@ def test_sweep_killed_at_events_resumes_to_identical_results(tmp_path, reference
     assert events(tmp_path)[-1] == (proc.pid, "resume", robust.key)
     kill(proc)
 
-    done = sweep(tmp_path)
+    done = sweep(tmp_path, *PART)
     assert done.returncode == 0, done.stderr
     assert results_of(tmp_path) == reference
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".claim"))
-    assert not list(tmp_path.rglob("progress.pt"))
+    assert not list(tmp_path.rglob("progress.pt"))  # the student's, left by kill 4, is tidied too
     log = events(tmp_path)
-    finishes = sorted(key for _, event, key in log if event == "finish")
-    # Every run finished exactly once; the one killed after its metrics.json (4.) is done but has no finish line.
-    assert finishes == sorted(c.key for c in SMOKE if c is not other)
+    assert [e for _, e, k in log if k == TEACHER.key] == ["start", "start", "resume", "finish"]
+    # The student finished without a finish line: kill 4 came after its metrics.json, before that line.
+    assert [e for _, e, k in log if k == student.key] == ["start", "start"]
     assert [e for _, e, k in log if k == robust.key] == ["start", "resume", "resume", "finish"]
-    assert [e for _, e, k in log if k == student.key] == ["start", "start", "finish"]  # no checkpoint had landed
 
 
 def test_two_shards_at_once_never_run_a_config_twice(tmp_path, reference):
@@ -146,22 +155,24 @@ def test_two_shards_at_once_never_run_a_config_twice(tmp_path, reference):
     for proc in procs:
         assert proc.wait(timeout=600) == 0, proc.stderr.read()
         proc.stderr.close()
-    assert results_of(tmp_path) == reference
+    finished = results_of(tmp_path, SMOKE)  # every run of the preset...
+    assert {key: finished[key] for key in reference} == reference  # ...the same as one process's
     starts = [key for _, event, key in events(tmp_path) if event in ("start", "resume")]
-    assert sorted(starts) == sorted(set(starts)) == sorted(reference)
+    assert sorted(starts) == sorted(set(starts)) == sorted(c.key for c in SMOKE)
     assert len({pid for pid, _, _ in events(tmp_path)}) == 2  # both processes did work
 
 
-def test_truncated_model_file_is_detected_and_the_run_redone(tmp_path, reference):
-    assert sweep(tmp_path).returncode == 0
-    model = TEACHER.folder(tmp_path) / "model.pt"
+def test_truncated_model_file_is_detected_and_the_run_redone(tmp_path, reference_folder, reference):
+    results = tmp_path / "results"
+    shutil.copytree(reference_folder, results)
+    model = TEACHER.folder(results) / "model.pt"
     model.write_bytes(model.read_bytes()[:100])
-    student = STUDENTS[0]
-    (student.folder(tmp_path) / "metrics.json").unlink()
-    done = sweep(tmp_path)
+    student = STUDENT
+    (student.folder(results) / "metrics.json").unlink()
+    done = sweep(results, *PART)
     assert done.returncode == 0, done.stderr
     warning, = done.stderr.strip().splitlines()  # reported in one line...
     assert "corrupt" in warning and "model.pt" in warning
-    assert results_of(tmp_path) == reference  # ...and the teacher redone, not read
-    redone = [key for _, event, key in events(tmp_path)[-4:] if event == "finish"]
+    assert results_of(results) == reference  # ...and the teacher redone, not read
+    redone = [key for _, event, key in events(results)[-4:] if event == "finish"]
     assert redone == [TEACHER.key, student.key]
