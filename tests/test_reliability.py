@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,21 +77,22 @@ def reference(reference_folder):
     return results_of(reference_folder)
 
 
-def freeze_at(results: Path, event: str) -> subprocess.Popen:
-    """Start the sweep of PART on ``results`` and return it stopped at ``event`` (see fault_driver.py)."""
+@contextmanager
+def frozen_at(results: Path, event: str):
+    """The sweep of PART on ``results``, stopped at ``event`` (see fault_driver.py); SIGKILLed on leaving."""
     proc = subprocess.Popen(DRIVER + [event, "--"] + ARGS + [str(results)] + PART, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=ENV)
     _, status = os.waitpid(proc.pid, os.WUNTRACED)
     if not os.WIFSTOPPED(status):
         proc.returncode = os.waitstatus_to_exitcode(status)
         pytest.fail(f"the sweep ended (exit {proc.returncode}) before {event}: {proc.stderr.read()}")
-    return proc
-
-
-def kill(proc: subprocess.Popen) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL
-    proc.stderr.close()
+    try:
+        yield proc
+    finally:  # a failed check must not leave a stopped process behind
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
 
 
 def test_sweep_killed_at_events_resumes_to_identical_results(tmp_path, reference):
@@ -99,43 +101,37 @@ def test_sweep_killed_at_events_resumes_to_identical_results(tmp_path, reference
     teacher_dir, student_dir, robust_dir = (c.folder(tmp_path) for c in (TEACHER, student, robust))
 
     # 1. At the teacher's start line: it has started, nothing of it is written but its config and claim.
-    proc = freeze_at(tmp_path, f"log:start:{TEACHER.key}")
-    assert events(tmp_path) == [(proc.pid, "start", TEACHER.key)]
-    assert files(teacher_dir) == {"config.json", ".claim"}
-    kill(proc)
+    with frozen_at(tmp_path, f"log:start:{TEACHER.key}") as proc:
+        assert events(tmp_path) == [(proc.pid, "start", TEACHER.key)]
+        assert files(teacher_dir) == {"config.json", ".claim"}
 
     # 2. Just after the teacher's first epoch checkpoint (the first one is always written).
-    proc = freeze_at(tmp_path, f"after:{TEACHER.key}/progress.pt")
-    assert events(tmp_path)[-1] == (proc.pid, "start", TEACHER.key)  # no checkpoint yet: started afresh
-    assert torch.load(teacher_dir / "progress.pt", weights_only=True)["epoch"] == 1 < TEACHER.epochs
-    assert "metrics.json" not in files(teacher_dir)
-    kill(proc)
+    with frozen_at(tmp_path, f"after:{TEACHER.key}/progress.pt") as proc:
+        assert events(tmp_path)[-1] == (proc.pid, "start", TEACHER.key)  # no checkpoint yet: started afresh
+        assert torch.load(teacher_dir / "progress.pt", weights_only=True)["epoch"] == 1 < TEACHER.epochs
+        assert "metrics.json" not in files(teacher_dir)
 
     # 3. Half-way through writing a student's first checkpoint: its temporary file is complete, not renamed.
-    proc = freeze_at(tmp_path, f"before:{student.key}/progress.pt")
-    log = events(tmp_path)
-    assert (proc.pid, "resume", TEACHER.key) in log  # the teacher went on from its epoch-1 checkpoint
-    assert (proc.pid, "finish", TEACHER.key) in log and log[-1] == (proc.pid, "start", student.key)
-    assert [n for n in files(student_dir) if n.endswith(".tmp")] and "progress.pt" not in files(student_dir)
-    kill(proc)
+    with frozen_at(tmp_path, f"before:{student.key}/progress.pt") as proc:
+        log = events(tmp_path)
+        assert (proc.pid, "resume", TEACHER.key) in log  # the teacher went on from its epoch-1 checkpoint
+        assert (proc.pid, "finish", TEACHER.key) in log and log[-1] == (proc.pid, "start", student.key)
+        assert [n for n in files(student_dir) if n.endswith(".tmp")] and "progress.pt" not in files(student_dir)
 
     # 4. Just after that student's metrics.json is in place, before its progress.pt is removed and its finish
     #    logged. It started afresh: no checkpoint had landed.
-    proc = freeze_at(tmp_path, f"after:{student.key}/metrics.json")
-    assert events(tmp_path)[-1] == (proc.pid, "start", student.key)
-    assert {"metrics.json", "progress.pt", ".claim"} <= files(student_dir)
-    kill(proc)
+    with frozen_at(tmp_path, f"after:{student.key}/metrics.json") as proc:
+        assert events(tmp_path)[-1] == (proc.pid, "start", student.key)
+        assert {"metrics.json", "progress.pt", ".claim"} <= files(student_dir)
 
     # 5. Half-way through writing a robustness run's metrics.json: weights saved, result not.
-    proc = freeze_at(tmp_path, f"before:{robust.key}/metrics.json")
-    assert events(tmp_path)[-1] == (proc.pid, "start", robust.key)
-    assert {"model.pt", "progress.pt"} <= files(robust_dir) and "metrics.json" not in files(robust_dir)
-    kill(proc)
+    with frozen_at(tmp_path, f"before:{robust.key}/metrics.json") as proc:
+        assert events(tmp_path)[-1] == (proc.pid, "start", robust.key)
+        assert {"model.pt", "progress.pt"} <= files(robust_dir) and "metrics.json" not in files(robust_dir)
 
     # 6. Right after that run's resume line: it goes on from its checkpoint, not from scratch.
-    proc = freeze_at(tmp_path, f"log:resume:{robust.key}")
-    assert events(tmp_path)[-1] == (proc.pid, "resume", robust.key)
-    kill(proc)
+    with frozen_at(tmp_path, f"log:resume:{robust.key}") as proc:
+        assert events(tmp_path)[-1] == (proc.pid, "resume", robust.key)
 
     done = sweep(tmp_path, *PART)
     assert done.returncode == 0, done.stderr
