@@ -3,11 +3,16 @@
 Every bad input is tried against a results folder that already holds finished runs,
 which must come out byte-for-byte unchanged.
 """
+import errno
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from lakt import runs
 from lakt.runs.cli import build_parser, main
@@ -64,20 +69,85 @@ BAD = [
     (["student", "--method", "act", "--jac-weight", "10"], "has no Jacobian term to weight"),
     (["student", "--jac-weight", "0"], "number > 0"),
     (["sweep", "--preset", "smoke", "--results", "RESULTS", "--device", "tpu"], "unknown device"),
+    (["teacher", "--validation", "7"], "multiple of the 10 classes"),
+    (["student", "--method", "kd", "--kd-alpha", "1.5"], "number in (0, 1]"),
+    (["student", "--method", "at+ce", "--at-weight", "-1"], "number > 0"),
+    (["sweep", "--preset", "smoke", "--results", "RESULTS", "--parallel", "2", "--shard", "1/2"], "drop --shard"),
+    # issue 12, point 5: every one of these was a traceback (or silence) before
+    (["sweep", "--preset", "smoke", "--results", "AFILE"], "is a file, not a folder"),
+    (["sweep", "--preset", "smoke", "--results", "/proc/lakt-results"], "cannot be created there"),
+    (["teacher", "--epochs", "1", "--seed", "7", "READ_ONLY"], "read-only"),
+    (["teacher", "--epochs", "1", "--seed", "7", "DISK_FULL"], "the disk is full"),
+    (["teacher", "--dataset", "folder", "--data-root", "MISMATCH"], "class folders of test/ and train/ differ"),
+    (["teacher", "--dataset", "folder", "--data-root", "ONECLASS"], "at least 2 classes"),
+    (["sweep", "--preset", "smoke", "--results", "RESULTS", "--device", "mps"], "MPS (Apple GPU) is not available"),
+    (["teacher", "--device", "cuda:3"], "CUDA device(s); use --device cpu"),
+    (["sweep", "--preset", "smoke", "--results", "RESULTS", "--data-root", "NOWHERE"], "does not exist"),
+    (["noise", "TEACHER", "--width", "0.125", "--data-root", "NOWHERE"], "does not exist"),
+    (["sweep", "--preset", "cifar10-cpu", "--results", "RESULTS", "--data-root", "CATSDOGS"],
+     "is defined on data folder:"),
 ]
+
+
+def image_folder(root, classes=("cat", "dog"), test_classes=None, per_class=2):
+    """ROOT/{train,test}/<class>/*.jpg of random 32x32 images."""
+    rng = np.random.default_rng(0)
+    for split, names in (("train", classes), ("test", test_classes or classes)):
+        for c in names:
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / c / f"{i}.jpg")
+    return root
+
+
+def _under(fd_or_path, folder) -> bool:
+    path = os.readlink(f"/proc/self/fd/{fd_or_path}") if isinstance(fd_or_path, int) else os.fspath(fd_or_path)
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def simulate_full_disk(monkeypatch, folder):
+    """Every write into ``folder`` fails as on a full disk (ENOSPC); see also test_real_full_and_read_only_filesystems."""
+    write = os.write
+
+    def full(fd, data):
+        if _under(fd, folder):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(fd, data)
+    monkeypatch.setattr(os, "write", full)
+
+
+def simulate_read_only(monkeypatch, folder):
+    """``folder`` reads as on a filesystem mounted read-only (what access(2) and statvfs(2) report there)."""
+    access, statvfs = os.access, os.statvfs
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: (not (mode & os.W_OK) if _under(p, folder)
+                                                              else access(p, mode, **kw)))
+    monkeypatch.setattr(os, "statvfs", lambda p: (os.statvfs_result((4096, 4096, 0, 0, 0, 0, 0, 0, os.ST_RDONLY,
+                                                                     255)) if _under(p, folder) else statvfs(p)))
 
 
 @pytest.mark.parametrize("argv,expect", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_exit_2_and_touches_no_results(argv, expect, finished, tmp_path, monkeypatch,
                                                               capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAKT_CACHE", str(tmp_path / "cache"))
     (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "AFILE").write_text("not a folder\n")
     results = tmp_path / "RESULTS"
     shutil.copytree(finished, results)
     before = snapshot(results)
     words = {"TEACHER": checkpoint_of(results, "teacher"), "NOWHERE": str(tmp_path / "nowhere"),
-             "EMPTY": str(tmp_path / "EMPTY"), "RESULTS": str(results)}
-    argv = [words.get(a, a) for a in argv]
+             "EMPTY": str(tmp_path / "EMPTY"), "RESULTS": str(results), "AFILE": str(tmp_path / "AFILE")}
+    if "MISMATCH" in argv:
+        words["MISMATCH"] = str(image_folder(tmp_path / "MISMATCH", test_classes=("cat", "cow")))
+    if "ONECLASS" in argv:
+        words["ONECLASS"] = str(image_folder(tmp_path / "ONECLASS", classes=("cat",)))
+    if "CATSDOGS" in argv:
+        words["CATSDOGS"] = str(image_folder(tmp_path / "CATSDOGS"))
+    if "READ_ONLY" in argv:
+        simulate_read_only(monkeypatch, results)
+    if "DISK_FULL" in argv:
+        simulate_full_disk(monkeypatch, results)
+    argv = [words.get(a, a) for a in argv if a not in ("READ_ONLY", "DISK_FULL")]
     if argv[0] in ("student", "teacher", "robust"):
         argv += ["--quiet", "--results", str(results)]
     try:
@@ -89,6 +159,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_no_results(argv, expect, finis
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lakt: error:") and expect in lines[0], err
     assert snapshot(results) == before
+    assert not (tmp_path / "AFILE").is_dir() and not list(tmp_path.glob("~*"))
 
 
 def test_no_traceback_from_a_real_process(tmp_path):
@@ -97,6 +168,57 @@ def test_no_traceback_from_a_real_process(tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
     assert "does not exist" in done.stderr
+
+
+def test_tilde_is_expanded_in_results_and_data_root(finished, tmp_path, monkeypatch, capsys):
+    """`--results '~/r'` (quoted, so no shell expands it) means $HOME/r, not a folder named '~'."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(finished, tmp_path / "home" / "r")
+    before = snapshot(tmp_path / "home" / "r")
+    teacher = runs.preset("smoke")[0]
+    code = main(["teacher", "--width", "0.125", "--epochs", str(teacher.epochs), "--batch-size",
+                 str(teacher.batch_size), "--results", "~/r", "--quiet"])  # the finished teacher, found
+    assert code == 0 and str(teacher.folder(tmp_path / "home" / "r")) in capsys.readouterr().out
+    assert not (tmp_path / "~").exists() and snapshot(tmp_path / "home" / "r") == before
+    assert main(["noise", "~/r/" + str(Path(checkpoint_of(tmp_path / "home" / "r", "teacher")).relative_to(
+        tmp_path / "home" / "r")), "--width", "0.125", "--trials", "1", "--sigmas", "0"]) == 0
+
+
+def test_an_unwritable_decoded_image_cache_is_one_warning_not_an_error(tmp_path):
+    (tmp_path / "afile").write_text("")
+    root = image_folder(tmp_path / "imgs")
+    env = {**os.environ, "LAKT_CACHE": str(tmp_path / "afile" / "cache")}
+    done = subprocess.run([sys.executable, "-m", "lakt.runs.cli", "teacher", "--dataset", "folder", "--data-root",
+                           str(root), "--epochs", "1", "--width", "0.125", "--batch-size", "2", "--quiet",
+                           "--results", str(tmp_path / "r")], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lakt: not caching the decoded images"), done.stderr
+
+
+def _unshare_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs user namespaces (unshare -rm) to mount a tmpfs; "
+                                                 "the simulated cases of the bad-input table still run")
+@pytest.mark.parametrize("case", ["full", "read-only"])
+def test_real_full_and_read_only_filesystems(case, tmp_path):
+    """A real 300 kB tmpfs, and a real read-only one, in a private mount namespace."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    cli = f"{sys.executable} -m lakt.runs.cli teacher --epochs 1 --width 0.125 --quiet --results {mount}/r"
+    setup = (f"mount -t tmpfs -o size=300k tmpfs {mount}" if case == "full" else
+             f"mount -t tmpfs tmpfs {mount} && mkdir {mount}/r && mount -o remount,ro {mount}")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", f"{setup} && {cli}; echo rc=$?; find {mount} -type f"],
+                          capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lakt: error: cannot write"), done.stderr
+    assert ("the disk is full" if case == "full" else "read-only") in lines[0]
+    assert done.stdout.split() == ["rc=2"]  # and no file written
 
 
 # lakt student names its teacher, trains one only when asked, saves its weights on request;

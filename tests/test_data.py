@@ -170,3 +170,35 @@ def test_device_loader_covers_every_example_once_per_epoch():
 def test_device_loader_drops_a_lone_last_image():
     split = data.Split(torch.zeros(9, 1, 1, 1), torch.zeros(9, dtype=torch.long))
     assert [len(y) for _, _, y in data.DeviceLoader(split, batch_size=4)] == [4, 4]
+
+
+# ---------------------------------------------------------------- the validation split
+
+def test_validation_split_is_stratified_disjoint_and_fixed():
+    labels = torch.arange(10).repeat_interleave(60)[torch.randperm(600)]
+    kept, held = data.validation_split(labels, 50)
+    assert len(held) == 50 and len(kept) == 550
+    assert set(kept.tolist()).isdisjoint(held.tolist()) and set(kept.tolist()) | set(held.tolist()) == set(range(600))
+    assert torch.bincount(labels[held], minlength=10).tolist() == [5] * 10
+    again, _ = data.validation_split(labels, 50)
+    assert torch.equal(kept, again)  # a fixed split seed: the same for every run
+    assert not torch.equal(held, data.validation_split(labels, 50, seed=1)[1])
+
+
+def test_student_subsets_nest_inside_the_kept_images():
+    labels = torch.arange(10).repeat_interleave(60)
+    train = data.Split(torch.arange(600.0).view(600, 1, 1, 1), labels)
+    kept, held = data.split_validation(train, 100)
+    held_ids = set(held.x.flatten().tolist())
+    small = kept.subset(data.per_class_subset(kept.y, 5, seed=2))
+    large = kept.subset(data.per_class_subset(kept.y, 10, seed=2))
+    assert set(small.x.flatten().tolist()) <= set(large.x.flatten().tolist())
+    assert held_ids.isdisjoint(large.x.flatten().tolist())
+    assert data.split_validation(train, 0) == (train, None)
+
+
+def test_impossible_validation_sizes_name_the_fix():
+    with pytest.raises(LaktError, match="multiple of the 3 classes"):
+        data.validation_split(LABELS, 10)
+    with pytest.raises(LaktError, match="choose a smaller validation size"):
+        data.validation_split(LABELS, 36)

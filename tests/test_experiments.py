@@ -7,6 +7,7 @@ import pytest
 from lakt import runs
 from lakt.core.methods import PAPER_METHODS
 from lakt.core.errors import LaktError
+from lakt.runs import config as config_lib
 from lakt.runs.claims import Claim
 
 
@@ -149,9 +150,101 @@ def test_the_jacobian_weight_counts_in_the_key_only_when_not_one():
     teacher = runs.RunConfig("teacher", width=0.25)
     plain = runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher)
     assert plain.key == runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=1.0).key
-    assert "jac_weight" not in runs._key_dict(plain.to_dict())  # older caches stay valid
+    assert "jac_weight" not in runs.config._key_dict(plain.to_dict())  # older caches stay valid
     assert plain.key != runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=10).key
     with pytest.raises(LaktError, match="has no Jacobian term to weight"):
         runs.RunConfig("student", method="act", n_per_class=5, teacher=teacher, jac_weight=10)
     with pytest.raises(LaktError, match="Jacobian weight must be > 0"):
         runs.RunConfig("student", method="act+jac", n_per_class=5, teacher=teacher, jac_weight=0)
+
+
+def test_runs_on_the_student_gradient_get_new_keys_with_the_per_sample_fix():
+    """Issue 12: no run trained on the batch-coupled gradient is ever served as a per-sample one;
+    runs that never take the student's input gradient keep their keys."""
+    teacher = runs.RunConfig("teacher", width=0.25)
+    for method in ("jac+ce", "act+jac", "act+fulljac"):
+        fixed = runs.RunConfig("student", method=method, n_per_class=5, teacher=teacher)
+        coupled = runs.RunConfig("student", method=method, n_per_class=5, teacher=teacher, batch_statistics="coupled")
+        assert fixed.key != coupled.key and "batch_statistics" not in runs.config._key_dict(coupled.to_dict())
+    for method in ("ce", "act", "act+ce", "noisy-act"):
+        assert (runs.RunConfig("student", method=method, n_per_class=5, teacher=teacher).key
+                == runs.RunConfig("student", method=method, n_per_class=5, teacher=teacher,
+                                  batch_statistics="coupled").key)
+    robust = dict(kind="robust", method="ce+jacnorm")
+    assert runs.RunConfig(**robust, penalty=0.0).key == runs.RunConfig(**robust, penalty=0.0, batch_statistics="coupled").key
+    assert runs.RunConfig(**robust, penalty=0.1).key != runs.RunConfig(**robust, penalty=0.1, batch_statistics="coupled").key
+    old = runs.RunConfig("student", method="jac+ce", n_per_class=5, teacher=teacher, batch_statistics="coupled").to_dict()
+    del old["batch_statistics"]  # a config.json written before the field existed
+    assert runs.RunConfig.from_dict(old).batch_statistics == "coupled"
+
+
+def test_cifar10_cpu_v2_preset_is_issue_13s_protocol():
+    configs = runs.preset("cifar10-cpu-v2")
+    teacher, students = configs[0], [c for c in configs if c.kind == "student"]
+    robust = [c for c in configs if c.kind == "robust"]
+    assert teacher.kind == "teacher" and teacher.augment and teacher.batch_size == 128
+    assert {c.validation for c in configs} == {5000} and {c.teacher for c in students} == {teacher}
+    assert not any(c.augment for c in students) and all(c.augment for c in robust)
+    assert {c.n_per_class for c in students} == {5, 10, 50, 100, 500} and {c.seed for c in students} == {0, 1, 2}
+    assert {c.epochs * 0 + c.batch_size for c in students} == {64}
+    grid = {(c.method, tuple(v for v in c.knobs.values() if v is not None)) for c in students}
+    assert grid == ({(m, ()) for m in ("ce", "act+ce", "act")} | {("jac+ce", (1.0,))}
+                    | {(m, (g,)) for m in ("act+jac", "act+jac+ce") for g in (1.0, 10.0, 100.0, 1000.0)}
+                    | {("noisy-act", (s,)) for s in (0.03, 0.1, 0.3)}
+                    | {("kd", (t, a)) for t in (1.0, 4.0, 8.0) for a in (0.5, 0.9)}
+                    | {("at+ce", (b,)) for b in (100.0, 1000.0, 10000.0)})
+    assert len(students) == 24 * 5 * 3 and len(robust) == 10 and len(configs) == 371
+    assert {c.penalty for c in robust} == {0.0, 0.01, 0.1, 0.5, 1.0} and {c.seed for c in robust} == {0, 1}
+    seeds = [c.seed for c in configs[1:]]
+    assert seeds == sorted(seeds)  # seed 0 of everything (students, then penalised nets) before seed 1
+    assert [c.kind for c in configs[1:122]] == ["student"] * 120 + ["robust"]
+    assert len({c.key for c in configs}) == len(configs)
+
+
+def test_new_fields_count_in_the_key_only_when_set():
+    teacher = runs.RunConfig("teacher", width=0.25)
+    assert {"augment", "validation", "kd_temperature", "kd_alpha", "at_weight"}.isdisjoint(
+        config_lib._key_dict(teacher.to_dict()))
+    assert teacher.key != runs.RunConfig("teacher", width=0.25, augment=True).key
+    assert teacher.key != runs.RunConfig("teacher", width=0.25, validation=100).key
+    with pytest.raises(LaktError, match="students stay un-augmented"):
+        runs.RunConfig("student", method="ce", n_per_class=5, teacher=teacher, augment=True)
+    with pytest.raises(LaktError, match="same validation images as its teacher"):
+        runs.RunConfig("student", method="ce", n_per_class=5, teacher=teacher, validation=100)
+
+
+def test_a_validation_split_is_held_out_of_every_run_and_scored(tmp_path):
+    import dataclasses
+    tiny = dataclasses.replace(runs.get_preset("cifar10-cpu-v2"), datasets=("digits",), width=0.0625,
+                               teacher_epochs=1, student_epochs=1, robust_epochs=1, student_steps=1, sizes=(3,),
+                               methods=("kd", "at+ce"), seeds=(0,), robust_seeds=(0,), penalties=(0.1,),
+                               noise_trials=1, validation=100, kd_temperatures=(4.0,), kd_alphas=(0.9,),
+                               at_weights=(1000.0,))
+    configs = tiny.runs()
+    done = runs.sweep(configs, tmp_path, progress=False)
+    full = len(runs.cache._dataset("digits", None, False).train)
+    assert [m["train_size"] for m in done] == [full - 100, 30, 30, full - 100]
+    assert all(m["val_size"] == 100 and 0 <= m["val_acc"] <= 100 for m in done)
+    assert all("val_acc" in m["history"][-1] for m in done)
+    table = runs.collect(configs, tmp_path)
+    assert table["val_acc"].notna().all() and table.loc[table.method == "at+ce", "at_weight"].tolist() == [1000.0]
+
+
+def test_paper_gpu_command_runs_on_the_cpu_at_a_tiny_size(tmp_path):
+    """benchmarks/paper_gpu.sh: teacher first, then 2 shard processes sharing one results folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PRESET": "gpu-smoke", "PROCS": "2", "RESULTS": str(tmp_path), "ARCHIVE": "",
+           "SPEED": "", "DEVICE": "cpu", "PYTHON": sys.executable, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(["bash", str(root / "benchmarks" / "paper_gpu.sh")], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    configs = runs.preset("gpu-smoke")
+    assert len(runs.finished(configs, tmp_path)) == len(configs) == 3
+    log = (tmp_path / "runs.log").read_text().splitlines()
+    starts = [line.split() for line in log if " start " in line]
+    assert starts[0][-1].startswith("teacher/")
+    assert len({s[2] for s in starts[1:]}) == 2  # the two students ran in two processes
+    assert "paper_gpu: preset gpu-smoke, 2 processes" in out.stdout

@@ -63,3 +63,32 @@ def test_teacher_side_is_detached():
     tt = torch.ones(1, 2, requires_grad=True)
     losses.match_activations(s, tt).backward()
     assert tt.grad is None and s.grad is not None
+
+
+def test_hinton_kd_is_t_squared_kl_of_softened_outputs():
+    s, te = t([1.0, 2.0, 0.5], [0.0, -1.0, 3.0]), t([2.0, 0.0, 1.0], [1.0, 1.0, 1.0])
+    for temp in (1.0, 4.0):
+        # by hand: sum_i p_i (log p_i - log q_i), p = softmax(te / T), q = softmax(s / T)
+        want = 0.0
+        for si, ti in zip(s.tolist(), te.tolist()):
+            zt = sum(math.exp(v / temp) for v in ti)
+            zs = sum(math.exp(v / temp) for v in si)
+            want += sum(math.exp(b / temp) / zt * ((b / temp - math.log(zt)) - (a / temp - math.log(zs)))
+                        for a, b in zip(si, ti))
+        assert losses.hinton_kd(s, te, temp).item() == pytest.approx(temp ** 2 * want / 2, rel=1e-12)
+    assert losses.hinton_kd(te, te, 4.0).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_attention_transfer_distance():
+    from lakt.core.attention import attention_map
+    # one sample, 2 channels, 1x2 map: Q = (1 + 4, 0 + 0) = (5, 0) -> (1, 0); teacher Q = (1, 1) -> (1, 1)/sqrt 2
+    a_s = t([[1.0, 0.0], [2.0, 0.0]]).view(1, 2, 1, 2)
+    a_t = t([[1.0, 1.0]]).view(1, 1, 1, 2)
+    qs, qt = attention_map(a_s), attention_map(a_t)
+    assert qs.tolist() == [[1.0, 0.0]] and qt[0].tolist() == pytest.approx([2 ** -0.5] * 2)
+    # squared distance averaged over the 2 positions: ((1 - r)^2 + r^2) / 2, r = 1/sqrt 2
+    r = 2 ** -0.5
+    one = ((1 - r) ** 2 + r ** 2) / 2
+    assert losses.attention_transfer([qs], [qt]).item() == pytest.approx(one, rel=1e-6)
+    assert losses.attention_transfer([qs, qs], [qt, qs]).item() == pytest.approx(one, rel=1e-6)  # pairs sum
+    assert attention_map(10 * a_s).tolist() == qs.tolist()  # scale invariant

@@ -139,3 +139,91 @@ def test_the_jacobian_weight_scales_only_the_jacobian_term(pair):
     assert ten["act"].item() == pytest.approx(one["act"].item(), rel=1e-12)
     assert total.item() == pytest.approx((ten["act"] + ten["jac"]).item(), rel=1e-12)
     assert get_method("act+fulljac", jac_weight=100).jac == 100
+
+
+def test_train_mode_objective_takes_the_loss_on_the_ordinary_forward_and_the_gradient_per_sample():
+    """Per-sample Jacobians in train mode (issue 12): CE and Act see BatchNorm's usual batch
+    statistics gradients; the Jacobian term uses the gradient with the statistics held fixed."""
+    torch.manual_seed(3)
+    teacher = models.vgg4(width=0.25).double().eval()
+    student = models.vgg4(width=0.25).double().train()
+    x, y = torch.randn(16, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (16,))
+    total, terms = Objective(get_method("act+jac+ce"), teacher, jacobian_form="normalized")(student, x, y)
+    got = torch.autograd.grad(total, list(student.parameters()))
+
+    xt = x.clone().requires_grad_(True)
+    t_logits = teacher(xt)
+    t_grad = torch.autograd.grad(t_logits.gather(1, y.view(-1, 1)).sum(), xt)[0]
+    logits = student(x)  # ordinary train-mode forward
+    s_grad = jacobian.output_gradient(student, x, y, create_graph=True, batch_statistics="fixed")
+    want_total = (losses.cross_entropy(logits, y) + losses.match_activations(logits, t_logits.detach())
+                  + losses.match_jacobians_normalized(s_grad, t_grad))
+    want = torch.autograd.grad(want_total, list(student.parameters()))
+    torch.testing.assert_close(total, want_total)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
+    coupled = Objective(get_method("act+jac+ce"), teacher, jacobian_form="normalized",
+                        batch_statistics="coupled")(student, x, y)[1]["jac"]
+    assert abs(coupled.item() - terms["jac"].item()) > 1e-6  # the option selects the pre-fix gradient
+
+
+def test_kd_objective_is_alpha_t2_kl_plus_one_minus_alpha_ce(pair):
+    teacher, student, x, y = pair
+    student.eval()
+    method = get_method("kd", kd_temperature=8, kd_alpha=0.5)
+    assert (method.ce, method.kd_alpha, method.kd_temperature) == (0.5, 0.5, 8.0)
+    total, terms = Objective(method, teacher)(student, x, y)
+    s_logits, t_logits = student(x), teacher.eval()(x)
+    want = 0.5 * losses.cross_entropy(s_logits, y) + 0.5 * 64 * torch.nn.functional.kl_div(
+        torch.log_softmax(s_logits / 8, 1), torch.softmax(t_logits / 8, 1), reduction="batchmean")
+    assert total.item() == pytest.approx(want.item(), rel=1e-10)
+    assert set(terms) == {"ce", "kd", "logits"}
+
+
+def _pre_pool_maps(net, x, stages=3):
+    """The activations entering the first max-pools, by running the layers one by one (no hooks)."""
+    maps, h = [], x
+    for layer in net.features:
+        if isinstance(layer, torch.nn.MaxPool2d):
+            maps.append(h)
+        h = layer(h)
+    return maps[:stages]
+
+
+def test_attention_transfer_objective_pairs_the_first_three_stages(pair):
+    teacher, student, x, y = pair
+    student.eval()
+    total, terms = Objective(get_method("at+ce", at_weight=100), teacher)(student, x, y)
+    want = losses.cross_entropy(student(x), y)
+    teacher.eval()
+    for s_a, t_a in zip(_pre_pool_maps(student, x), _pre_pool_maps(teacher, x), strict=True):
+        assert s_a.shape[2:] == t_a.shape[2:]  # 32x32, 16x16, 8x8: same spatial size
+        qs = s_a.pow(2).sum(1).flatten(1)
+        qt = t_a.pow(2).sum(1).flatten(1)
+        qs, qt = qs / qs.norm(dim=1, keepdim=True), qt / qt.norm(dim=1, keepdim=True)
+        want = want + 100 / 2 * (qs - qt).pow(2).mean()
+    assert total.item() == pytest.approx(want.item(), rel=1e-10)
+    assert set(terms) == {"ce", "at", "logits"}
+
+
+def test_cached_teacher_attention_maps_give_identical_losses(pair):
+    from lakt.core.attention import AttentionCache
+    teacher, student, x, y = pair
+    student.eval()
+    method = get_method("at+ce")
+    positions = torch.tensor([3, 0, 5])
+    cache = AttentionCache.build(teacher, x, batch_size=4)
+    cached, _ = Objective(method, teacher, attention_cache=cache)(student, x[positions], y[positions], positions)
+    direct, _ = Objective(method, teacher)(student, x[positions], y[positions])
+    assert cached.item() == pytest.approx(direct.item(), rel=1e-12)
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_kd_and_attention_knobs_are_checked():
+    assert get_method("at+ce", at_weight=10).at == 10 and get_method("ce", at_weight=10) == get_method("ce")
+    with pytest.raises(LaktError, match="KD alpha must be in"):
+        get_method("kd", kd_alpha=1.5)
+    with pytest.raises(LaktError, match="KD temperature must be > 0"):
+        get_method("kd", kd_temperature=0)
+    with pytest.raises(LaktError, match="attention-transfer weight must be > 0"):
+        get_method("at+ce", at_weight=0)

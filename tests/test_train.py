@@ -131,3 +131,28 @@ def test_fit_accepts_channels_last(digits):
                   batch_size=32, device="cpu", progress=False, channels_last=True)
     assert net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert history[0]["loss"] > 0
+
+
+def test_an_augmented_run_resumes_to_the_same_weights_and_differs_from_an_unaugmented_one(tmp_path, digits):
+    train = digits.train.subset(data.per_class_subset(digits.train.y, 10, seed=0))
+    objective = Objective(get_method("ce"))
+    reference, plain = small_net(), small_net()
+    fit(reference, train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True)
+    fit(plain, train, objective, epochs=3, batch_size=32, device="cpu", progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), plain.state_dict().values()))
+
+    class Killed(Exception):
+        pass
+
+    def die_after_one(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit(small_net(), train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True,
+            checkpoint=tmp_path / "progress.pt", on_epoch=die_after_one, checkpoint_overhead=None)
+    resumed = small_net(seed=99)
+    fit(resumed, train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True,
+        checkpoint=tmp_path / "progress.pt", validation=digits.test, test=digits.test)
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)

@@ -27,6 +27,20 @@ def match_jacobians(student_grad: torch.Tensor, teacher_grad: torch.Tensor) -> t
     return diff.flatten(1).pow(2).sum(dim=1).mean()
 
 
+def match_finite_differences(student_moved: torch.Tensor, student_clean: torch.Tensor,
+                             teacher_moved: torch.Tensor, teacher_clean: torch.Tensor, step: float) -> torch.Tensor:
+    """'Match Jacobians' by finite differences: || (dS - dT) / h ||_2^2 over the k outputs.
+
+    With x' = x + h v, v ~ N(0, I_D): dS = S(x') - S(x) = h J_S(x) v + O(h^2), so the value is
+    ||(J_S - J_T) v||^2 + O(h), whose expectation over v is ||J_S - J_T||_F^2 -- the plain
+    full-Jacobian term, :func:`match_jacobians` of all k rows (``full_jacobian``) summed
+    over outputs. For piecewise-linear nets the O(h) vanishes once x' stays in x's linear
+    region, which it does for small enough h (chapter 1: crossings make larger h biased).
+    """
+    diff = (student_moved - student_clean) - (teacher_moved - teacher_clean).detach()
+    return (diff / step).pow(2).sum(dim=1).mean()
+
+
 def match_jacobians_normalized(student_grad: torch.Tensor, teacher_grad: torch.Tensor,
                                eps: float = 1e-12) -> torch.Tensor:
     """'Match Jacobians', CIFAR-10 form: || grad T/||grad T|| - grad S/||grad S|| ||_2^2.
@@ -71,3 +85,27 @@ def label_cross_entropy_eq3(labels_onehot: torch.Tensor, student_probs: torch.Te
     ce = -(labels_onehot * torch.log(student_probs)).sum(dim=1)
     norms = student_jac.flatten(2).pow(2).sum(dim=2)
     return ce + sigma ** 2 * (labels_onehot * norms / student_probs.pow(2)).sum(dim=1)
+
+
+def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s distillation term: T^2 KL(softmax(t/T) || softmax(s/T)), averaged over the batch.
+
+    The T^2 keeps its gradients on the scale of the CE term as T changes (Hinton, Vinyals &
+    Dean 2015, Sec. 2); the ``kd`` method adds (1 - alpha) CE and weights this by alpha.
+    """
+    t = temperature
+    log_s = F.log_softmax(student_logits / t, dim=1)
+    log_t = F.log_softmax(teacher_logits.detach() / t, dim=1)
+    return t * t * F.kl_div(log_s, log_t, reduction="batchmean", log_target=True)
+
+
+def attention_transfer(student_maps: list[torch.Tensor], teacher_maps: list[torch.Tensor]) -> torch.Tensor:
+    """Attention-transfer distance, summed over the paired blocks (Zagoruyko & Komodakis 2017, Eq. 2).
+
+    Each entry is an already L2-normalised, flattened attention map [B, H*W]
+    (:func:`lakt.core.attention.attention_map`). Per pair: the squared distance averaged
+    over batch and positions -- the form of the authors' reference code
+    (``(at(x) - at(y)).pow(2).mean()``), for which their published beta = 1000 holds;
+    the ``at+ce`` method multiplies the sum by beta / 2.
+    """
+    return sum((s - t.detach()).pow(2).mean() for s, t in zip(student_maps, teacher_maps, strict=True))

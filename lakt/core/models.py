@@ -15,7 +15,7 @@ from typing import Sequence, Union
 import torch
 from torch import nn
 
-from .errors import require
+from .errors import LaktError, require
 
 Spec = Sequence[Union[int, str]]
 
@@ -67,20 +67,39 @@ class VGG(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(channels, num_classes, bias=bias)
         self.spec = tuple(spec)
+        self.min_size = 2 ** sum(1 for item in spec if item == "M")  # each 2x2 pooling halves the image
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-softmax activations (logits), shape [B, num_classes]."""
+        if x.dim() < 3 or min(x.shape[-2:]) < self.min_size:
+            raise LaktError(f"this VGG ({sum(1 for i in self.spec if i == 'M')} poolings) needs inputs "
+                            f"[B, C, H, W] of at least {self.min_size}x{self.min_size} pixels, got shape "
+                            f"{tuple(x.shape)}; upsample them, e.g. F.interpolate(x, size={self.min_size})")
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-def vgg9(num_classes: int = 10, **options) -> VGG:
-    """VGG-9, the paper's teacher: 64-M-128-M-256-256-M-512-512-M-512-512-M."""
-    return VGG(VGG9_SPEC, num_classes, **options)
+def vgg9(num_classes: int = 10, *, in_channels: int = 3, width: float = 1.0, batch_norm: bool = True,
+         bias: bool = True, activation: str = "relu") -> VGG:
+    """VGG-9, the paper's teacher: 64-M-128-M-256-256-M-512-512-M-512-512-M.
+
+    ``width`` multiplies every layer's channels (0.25: the CPU presets); ``in_channels``
+    3 for colour, 1 for digits. ``batch_norm``, ``bias`` and ``activation`` ("relu" or
+    "hardtanh") are the affine chapter's switches. Inputs must be at least 32x32 (five
+    2x2 poolings).
+    """
+    return VGG(VGG9_SPEC, num_classes, in_channels=in_channels, width=width, batch_norm=batch_norm, bias=bias,
+               activation=activation)
 
 
-def vgg4(num_classes: int = 10, **options) -> VGG:
-    """VGG-4, the paper's student: 64-M-128-M-512-M."""
-    return VGG(VGG4_SPEC, num_classes, **options)
+def vgg4(num_classes: int = 10, *, in_channels: int = 3, width: float = 1.0, batch_norm: bool = True,
+         bias: bool = True, activation: str = "relu") -> VGG:
+    """VGG-4, the paper's student: 64-M-128-M-512-M.
+
+    Options as :func:`vgg9`. Three poolings: inputs of at least 8x8 work; the paper
+    uses 32x32.
+    """
+    return VGG(VGG4_SPEC, num_classes, in_channels=in_channels, width=width, batch_norm=batch_norm, bias=bias,
+               activation=activation)
 
 
 ARCHITECTURES = {"vgg9": vgg9, "vgg4": vgg4}

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import Split
+from .data import as_split
 from .errors import require
 from .train import evaluate
 
@@ -31,12 +31,14 @@ def check_sigmas(sigmas) -> tuple[float, ...]:
     return tuple(out)
 
 
-def noise_robustness(model: nn.Module, split: Split, sigmas=PAPER_SIGMAS, trials: int = 10,
+def noise_robustness(model: nn.Module, split, sigmas=PAPER_SIGMAS, trials: int = 10,
                      seed: int = 0) -> pd.DataFrame:
     """A DataFrame with columns sigma, mean, std, trials: accuracy (%) under noise.
 
     sigma = 0 needs no draws and is evaluated once (std 0), as the paper reports it.
+    ``split``: a lakt ``Split``, an ``(x, y)`` pair of tensors or a torch ``Dataset``.
     """
+    split = as_split(split)
     sigmas = check_sigmas(sigmas)
     require(isinstance(trials, int) and trials >= 1, f"trials must be a positive integer, got {trials!r}")
     generator = torch.Generator().manual_seed(int(seed))

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import DeviceLoader, Split
+from .augment import augment_generator, random_crop_flip
+from .data import DeviceLoader, Split, as_split
 from .errors import LaktError, require
 from .files import atomic_save, load_tensors, warn
 
@@ -36,14 +37,39 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def check_device(device) -> torch.device | None:
+    """``device`` as a ``torch.device``, refused in one line unless this machine has it.
+
+    lakt trains on ``cpu``, ``cuda[:i]`` or ``mps``; anything else, or one of those that
+    is absent here (``mps`` off a Mac, ``cuda`` without a driver), names the fix.
+    """
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LaktError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps") from None
+    require(device.type in ("cpu", "cuda", "mps"), f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        require(count > (device.index or 0), f"device {str(device)!r} asked for but this machine has "
+                                             f"{count} CUDA device(s); use --device cpu" + (
+                                                 f" or cuda:0..cuda:{count - 1}" if count else ""))
+    if device.type == "mps":
+        require(torch.backends.mps.is_available(), f"device {str(device)!r} asked for but MPS (Apple GPU) "
+                                                   "is not available on this machine; use --device cpu")
+    return device
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1000, sigma: float = 0.0,
+def evaluate(model: nn.Module, split, batch_size: int = 1000, sigma: float = 0.0,
              generator: torch.Generator | None = None) -> float:
     """Test accuracy in percent (eval mode: BatchNorm uses running statistics).
 
     ``sigma > 0``: one draw of N(0, sigma^2 I) from ``generator`` (on the CPU, so draws
     do not depend on the device) is added to every image first.
     """
+    split = as_split(split)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -95,11 +121,12 @@ def _lr_schedule(optimizer, epochs: int, lr: float, final_lr: float, drop_at: fl
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[milestone], gamma=final_lr / lr)
 
 
-def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: int,
+def fit(model: nn.Module, train, objective, *, epochs: int, batch_size: int,
         lr: float = 1e-3, final_lr: float = 1e-4, drop_at: float = 0.8, seed: int = 0,
         device=None, test: Split | None = None, eval_every: int = 0, progress: bool = True,
         checkpoint: Path | None = None, describe: dict | None = None, on_epoch=None,
-        channels_last: bool = False, checkpoint_overhead: float | None = 0.1) -> list[dict]:
+        channels_last: bool = False, checkpoint_overhead: float | None = 0.1, augment: bool = False,
+        validation: Split | None = None) -> list[dict]:
     """Train ``model`` in place; return the history, one dict per epoch.
 
     Each history row holds the epoch, learning rate, mean of every loss term, train
@@ -113,15 +140,25 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
     (the random states travel with the checkpoint). ``describe``: the configuration,
     quoted if the loss becomes non-finite. ``channels_last``: NHWC memory layout for
     model and batches (a GPU speed option; results equal up to float rounding).
+    ``augment``: each batch is randomly cropped (4-pixel zero padding) and flipped on the
+    device (:mod:`lakt.core.augment`); the objective then gets no dataset positions, so it
+    never reads teacher targets cached for the un-augmented images. ``validation``: a
+    held-out split whose accuracy (``val_acc``) is recorded whenever test accuracy is.
 
     Speed notes (airbench-style, each visible here): the data never leaves the device
     (:class:`DeviceLoader`); per-step loss terms are summed on the device and read once
     per epoch; the one per-step host sync left is the finite-loss guard.
+
+    ``train`` and ``test``: a lakt :class:`Split`, an ``(x, y)`` pair of tensors, or a
+    torch ``Dataset`` of (image, label) pairs (read once into tensors).
     """
     require(isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer, got {epochs!r}")
-    device = torch.device(device) if device is not None else default_device()
+    train = as_split(train, "train")
+    test = as_split(test, "test") if test is not None else None
+    device = check_device(device) if device is not None else default_device()
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     loader = DeviceLoader(train, batch_size, shuffle=True, seed=seed, device=device, channels_last=channels_last)
+    augmenter = augment_generator(seed, device) if augment else None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = _lr_schedule(optimizer, epochs, lr, final_lr, drop_at)
     history: list[dict] = []
@@ -136,6 +173,8 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
             if device.type == "cuda" and "cuda_rng" in state:
                 torch.cuda.set_rng_state(state["cuda_rng"], device)
             loader.generator.set_state(state["loader_rng"])
+            if augmenter is not None and "augment_rng" in state:
+                augmenter.set_state(state["augment_rng"])
             history, start_epoch = list(state["history"]), int(state["epoch"])
         elif state is not None:
             warn(f"checkpoint {checkpoint} is for a different run length; starting over")
@@ -149,6 +188,8 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
         sums: dict[str, torch.Tensor] = {}
         correct, seen = torch.zeros((), device=device), 0
         for positions, x, y in loader:
+            if augmenter is not None:
+                x, positions = random_crop_flip(x, augmenter), None
             try:
                 total, terms = train_step(model, objective, optimizer, positions, x, y)
             except NonFiniteLoss as err:
@@ -168,6 +209,8 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
         last = epoch + 1 == epochs
         if test is not None and (last or (eval_every and (epoch + 1) % eval_every == 0)):
             row["test_acc"] = evaluate(model, test)
+            if validation is not None:
+                row["val_acc"] = evaluate(model, validation)
             model.train()
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3g}", acc=f"{row['train_acc']:.1f}")
@@ -178,6 +221,8 @@ def fit(model: nn.Module, train: Split, objective, *, epochs: int, batch_size: i
                      "schedule": schedule.state_dict(), "cpu_rng": torch.get_rng_state(),
                      "loader_rng": loader.generator.get_state(), "history": history,
                      "epoch": epoch + 1, "epochs": epochs}
+            if augmenter is not None:
+                state["augment_rng"] = augmenter.get_state()
             if device.type == "cuda":
                 state["cuda_rng"] = torch.cuda.get_rng_state(device)
             atomic_save(state, Path(checkpoint))

@@ -4,10 +4,10 @@
 :func:`sweep` runs them through the cache in ``RESULTS/<kind>/<key>/``, and
 :func:`finished` / :func:`collect` read what has finished without training anything.
 """
-from .cache import Busy, TeacherMissing, collect, finished, load_model, load_result, parse_shard, run, sweep
+from .cache import Busy, TeacherMissing, collect, finished, load_model, load_result, parse_shard, resolve, run, sweep
 from .config import KINDS, RunConfig
 from .presets import JACOBIAN_FORM, PRESETS, SIZES, Preset, get_preset, preset, with_speed
 
-__all__ = ["Busy", "TeacherMissing", "collect", "finished", "load_model", "load_result", "parse_shard", "run",
-           "sweep", "KINDS", "RunConfig", "JACOBIAN_FORM", "PRESETS", "SIZES", "Preset", "get_preset", "preset",
+__all__ = ["Busy", "TeacherMissing", "collect", "finished", "load_model", "load_result", "parse_shard", "resolve", "run", "sweep",
+           "KINDS", "RunConfig", "JACOBIAN_FORM", "PRESETS", "SIZES", "Preset", "get_preset", "preset",
            "with_speed"]

@@ -10,11 +10,17 @@ started again skips every run that has finished and resumes a killed one from it
 * ``model.pt``     -- weights (teachers and robustness nets; students on request);
 * ``progress.pt``  -- per-epoch checkpoint while running (resume after a kill);
 * ``.claim``       -- held by the process running it (two sweeps never run it twice).
+
+Keys include the data's fingerprint (``RunConfig.data``); :func:`resolve` fills it in
+from the loaded dataset before any lookup, and checks a fingerprint a config already
+names (a preset's) against the data actually given.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -23,22 +29,83 @@ import torch
 
 from ..core import data as data_lib
 from ..core.errors import LaktError, require
-from ..core.methods import get_method
 from ..core.models import build
+from ..core.attention import AttentionCache
 from ..core.objective import Objective, TeacherCache
 from ..core.robustness import noise_robustness
 from ..core.train import default_device, fit, load_checkpoint, save_checkpoint
 from .config import RunConfig
-from ..core.files import append_line, atomic_write_json, load_tensors, read_json
+from ..core.files import append_line, atomic_write_json, load_tensors, make_folder, read_json, unwritable
 from .claims import claimed, remove_temporaries
+
+_LOADED: dict[str, set[str]] = {}  # dataset kind -> fingerprints of the data this process has loaded
+
 
 @functools.lru_cache(maxsize=4)
 def _dataset(name: str, root: str | None, download: bool) -> data_lib.Dataset:
-    return data_lib.load(name, root, download)
+    ds = data_lib.load(name, root, download)
+    _LOADED.setdefault(name, set()).add(ds.fingerprint)
+    return ds
 
 
-def load_result(config: RunConfig, results: Path) -> dict | None:
+def _root(data_root) -> str | None:
+    return None if data_root is None or str(data_root) == "" else str(Path(data_root).expanduser())
+
+
+def resolve(config: RunConfig, data_root=None, download: bool = False) -> RunConfig:
+    """``config`` (and its teacher) with ``data`` set to the fingerprint of its data.
+
+    Resolved from the dataset under ``data_root`` (loaded once per process); without a
+    root, from the one dataset of that kind this process has loaded (a chapter that
+    swept first and reads its runs after). A config that already names a fingerprint
+    (a preset pinned to the CIFAR-10 (JPEG) copy) is checked against ``data_root`` when
+    one is given: other data is an error, never a silent lookup of someone else's runs.
+    """
+    if config.data is not None and data_root is None:
+        return config
+    if data_root is not None or config.dataset == "digits":
+        fingerprint = _dataset(config.dataset, _root(data_root), download).fingerprint
+    else:
+        loaded = _LOADED.get(config.dataset, set())
+        require(len(loaded) == 1, f"run {config.name} does not know its data: pass data_root= (the folder "
+                                  f"it trains on) to lakt.runs.finished / load_result / load_model")
+        (fingerprint,) = loaded
+    if config.data is not None:
+        require(config.data == fingerprint,
+                f"run {config.name} is defined on data {config.data} but {_root(data_root)!r} holds "
+                f"{fingerprint}; point --data-root at the data the preset was run on "
+                "(the cifar10-cpu presets: cifar10-jpeg.tar.gz extracted), or use another preset")
+        return config
+    teacher = dataclasses.replace(config.teacher, data=fingerprint) if config.teacher is not None else None
+    return dataclasses.replace(config, data=fingerprint, teacher=teacher)
+
+
+def check_results(results) -> Path:
+    """``results`` with ``~`` expanded, refused in one line if it cannot be a writable folder.
+
+    Called before a run trains, so a bad ``--results`` costs no training and writes nothing.
+    """
+    results = Path(results).expanduser()
+    require(not results.exists() or results.is_dir(),
+            f"--results {str(results)!r} is a file, not a folder; choose a folder path")
+    make_folder(results)
+    if not os.access(results, os.W_OK | os.X_OK):
+        import errno
+        raise unwritable(results, OSError(errno.EROFS if _read_only(results) else errno.EACCES, "not writable"))
+    return results
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def load_result(config: RunConfig, results: Path, data_root=None) -> dict | None:
     """The finished run's metrics, or None if it has not finished or left a corrupt file.
+
+    ``config`` is first resolved to its data (:func:`resolve`, with ``data_root``).
 
     A run whose weights other runs or the user need (teachers, students saved on
     request) counts as finished only if ``model.pt`` loads too. A robustness run's
@@ -46,7 +113,8 @@ def load_result(config: RunConfig, results: Path) -> dict | None:
     re-evaluation but not required, so a results folder committed without them
     (``results/``) still reads as finished.
     """
-    folder = config.folder(results)
+    config = resolve(config, data_root)
+    folder = config.folder(Path(results).expanduser())
     metrics = read_json(folder / "metrics.json")
     if metrics is None or metrics.get("key") != config.key:
         return None
@@ -63,10 +131,10 @@ def _needs_model(config: RunConfig) -> bool:
     return _keeps_model(config) and config.kind != "robust"
 
 
-def load_model(config: RunConfig, results: Path, num_classes: int, in_channels: int, device=None):
+def load_model(config: RunConfig, results: Path, num_classes: int, in_channels: int, device=None, data_root=None):
     """The trained network of a finished run (teachers and robustness nets keep theirs)."""
     model = build(config.model, num_classes, width=config.width, in_channels=in_channels)
-    load_checkpoint(model, config.folder(results) / "model.pt")
+    load_checkpoint(model, resolve(config, data_root).folder(Path(results).expanduser()) / "model.pt")
     return model.to(device or default_device()).eval()
 
 
@@ -93,16 +161,19 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     another process is running the same config, wait for it (``wait=True``) or raise
     :class:`Busy`.
     """
-    results = Path(results)
+    results = Path(results).expanduser()
+    if config.data is None or data_root is not None:
+        _dataset(config.dataset, _root(data_root), download)  # the data's own errors first (no root, ...)
+    config = resolve(config, data_root, download)
     done = load_result(config, results)
     if done is not None:
         _tidy(config.folder(results))
         return done
-    ds = _dataset(config.dataset, None if data_root is None else str(data_root), download)
-    if config.n_per_class is not None:  # fail before anything is written
-        data_lib.per_class_subset(ds.train.y, config.n_per_class, config.seed)
+    ds = _dataset(config.dataset, _root(data_root), download)
+    training_split(config, ds)  # an impossible validation or subset size fails before anything is written
     if config.teacher is not None and not train_teacher and load_result(config.teacher, results) is None:
         raise TeacherMissing(config.teacher, results)
+    results = check_results(results)
     folder = config.folder(results)
     while True:
         with claimed(folder) as claim:
@@ -133,16 +204,24 @@ def _tidy(folder: Path) -> None:
             pass
 
 
+def training_split(config: RunConfig, ds: data_lib.Dataset):
+    """(images the run trains on, validation images or None): the preset's validation images are
+    held out first (the same for every run), then a student's per-class subset is drawn from the rest."""
+    train, validation = data_lib.split_validation(ds.train, config.validation)
+    if config.n_per_class is not None:
+        train = train.subset(data_lib.per_class_subset(train.y, config.n_per_class, config.seed))
+    return train, validation
+
+
 def _execute(config, results, folder, claim, ds, data_root, download, device, progress) -> dict:
     device = torch.device(device) if device is not None else default_device()
     remove_temporaries(folder)
+    _check_space(config, folder, ds)
     atomic_write_json(config.to_dict(), folder / "config.json")
     resumed = (folder / "progress.pt").exists()
     _log(results, "resume" if resumed else "start", config)
     began = time.perf_counter()
-    train = ds.train
-    if config.n_per_class is not None:
-        train = train.subset(data_lib.per_class_subset(train.y, config.n_per_class, config.seed))
+    train, validation = training_split(config, ds)
     teacher = teacher_acc = None
     if config.kind == "student":
         teacher_metrics = run(config.teacher, results, data_root=data_root, download=download,
@@ -151,21 +230,26 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
         teacher = load_model(config.teacher, results, ds.num_classes, ds.in_channels, device)
     torch.manual_seed(config.seed)
     model = build(config.model, ds.num_classes, width=config.width, in_channels=ds.in_channels).to(device)
-    method = get_method(config.method, noise_sigma=config.noise_sigma, penalty=config.penalty,
-                        jac_weight=config.jac_weight)
-    cache = None
-    if teacher is not None and method.teacher_targets_cacheable:
+    method = config.method_spec
+    cache = attention_cache = None
+    if teacher is not None and method.teacher_targets_cacheable and not config.augment:
         cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output)
+        if method.at > 0:
+            attention_cache = AttentionCache.build(teacher, train.x.to(device))
     objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache,
-                          precision=config.precision)
+                          precision=config.precision, batch_statistics=config.batch_statistics,
+                          attention_cache=attention_cache)
     history = fit(model, train, objective, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                   final_lr=config.final_lr, seed=config.seed, device=device, test=ds.test, progress=progress,
                   checkpoint=folder / "progress.pt", describe={"name": config.name, **config.to_dict()},
-                  on_epoch=lambda row: claim.heartbeat(), channels_last=config.channels_last)
+                  on_epoch=lambda row: claim.heartbeat(), channels_last=config.channels_last,
+                  augment=config.augment, validation=validation)
     metrics = {"key": config.key, "name": config.name, "config": config.to_dict(),
                "test_acc": history[-1]["test_acc"], "train_size": len(train), "history": history,
                "seconds": time.perf_counter() - began, "device": _device_name(device),
                "torch": torch.__version__, "dataset_name": ds.name, "teacher_acc": teacher_acc}
+    if validation is not None:
+        metrics["val_acc"], metrics["val_size"] = history[-1]["val_acc"], len(validation)
     if config.kind == "robust":
         curve = noise_robustness(model, ds.test, config.sigmas, config.noise_trials, seed=config.seed)
         metrics["noise"] = curve.to_dict(orient="records")
@@ -175,6 +259,26 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     (folder / "progress.pt").unlink(missing_ok=True)
     _log(results, "finish", config)
     return metrics
+
+
+def _check_space(config: RunConfig, folder: Path, ds) -> None:
+    """Refuse before training when the disk cannot hold the run's checkpoints.
+
+    A run writes ``progress.pt`` (weights and Adam's two moments: 3 copies of the
+    parameters) next to ``model.pt`` while it renames a new one into place; ask for
+    twice that, so hours of training never end in a full disk.
+    """
+    params = sum(p.numel() for p in build(config.model, ds.num_classes, width=config.width,
+                                            in_channels=ds.in_channels).parameters())
+    needed = 2 * 4 * params * 4 + 2 ** 20
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return
+    free = stat.f_bavail * stat.f_frsize
+    require(free >= needed, f"cannot write {str(folder)!r}: the disk is full ({free / 2 ** 20:.1f} MB free, "
+                            f"the run needs about {needed / 2 ** 20:.0f} MB); free some space or write to another "
+                            "folder (e.g. --results DIR)")
 
 
 def _log(results: Path, event: str, config: RunConfig) -> None:
@@ -211,7 +315,8 @@ def sweep(configs: list[RunConfig], results: Path, *, shard: str | None = None, 
     processes sharing ``results`` split the work and never run a config twice at once.
     """
     i, n = parse_shard(shard)
-    mine = configs[i - 1::n]
+    results = Path(results).expanduser()
+    mine = [resolve(c, data_root, download) for c in configs[i - 1::n]]
     finished, deferred = [], []
     for config in mine:
         try:
@@ -225,23 +330,25 @@ def sweep(configs: list[RunConfig], results: Path, *, shard: str | None = None, 
     return finished
 
 
-def finished(configs: list[RunConfig], results: Path) -> list[tuple[RunConfig, dict]]:
+def finished(configs: list[RunConfig], results: Path, data_root=None) -> list[tuple[RunConfig, dict]]:
     """The runs among ``configs`` already finished in ``results``, with their metrics.
 
     Reads only: nothing is trained, so a chapter can show a committed results
     folder (``results/``) without the data or the hours that made it.
     """
-    return [(c, m) for c in configs if (m := load_result(c, Path(results))) is not None]
+    resolved = [resolve(c, data_root) for c in configs]
+    return [(c, m) for c in resolved if (m := load_result(c, Path(results))) is not None]
 
 
-def collect(configs: list[RunConfig], results: Path):
+def collect(configs: list[RunConfig], results: Path, data_root=None):
     """A DataFrame of the finished runs among ``configs`` (one row per run)."""
     import pandas as pd
 
     rows = []
-    for c, m in finished(configs, results):
+    for c, m in finished(configs, results, data_root):
         row = {"kind": c.kind, "dataset": c.dataset, "model": c.model, "width": c.width, "method": c.method,
                "n_per_class": c.n_per_class, "seed": c.seed, "epochs": c.epochs, "penalty": c.penalty,
-               "test_acc": m["test_acc"], "seconds": m["seconds"], "device": m["device"], "key": c.key}
+               "test_acc": m["test_acc"], "seconds": m["seconds"], "device": m["device"], "key": c.key,
+               "val_acc": m.get("val_acc"), **c.knobs}
         rows.append(row)
     return pd.DataFrame(rows)

@@ -14,6 +14,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..core.files import make_folder, unwritable, write_all
+
+
 def remove_temporaries(folder: Path) -> None:
     """Delete temporary files a killed writer left in ``folder`` (never read as results)."""
     for tmp in Path(folder).glob(".*.tmp"):
@@ -64,10 +67,10 @@ class Claim:
 
     def acquire(self) -> bool:
         """Take the claim if free (or stale); False if another live process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent)
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
                 judged = self._read()
                 if not self._is_stale():
@@ -87,8 +90,17 @@ class Claim:
                     return False
                 os.unlink(stale)
                 continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}, fh)
+            except OSError as err:  # read-only or full filesystem, no permission
+                raise unwritable(self.path, err) from None
+            try:
+                try:
+                    write_all(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                              "since": time.time()}).encode())
+                finally:
+                    os.close(fd)
+            except OSError as err:  # a full disk: leave no empty claim behind
+                os.unlink(self.path)
+                raise unwritable(self.path, err) from None
             self.held = True
             threading.Thread(target=self._beat, daemon=True).start()
             return True

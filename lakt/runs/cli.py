@@ -48,6 +48,7 @@ def _number(cast, ok, wanted: str):
 _positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a number > 0")
 _nonneg_float = _number(float, lambda v: v >= 0 and v != float("inf"), "a non-negative number")
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_nonneg_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def _add_data(p):
@@ -67,6 +68,8 @@ def _add_training(p, epochs=15):
     p.add_argument("--results", default="runs", help="results cache folder")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--validation", type=_nonneg_int, default=0,
+                   help="hold out this many training images (stratified, fixed seed) and report val_acc")
     _add_speed(p)
 
 
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teacher", help="train a VGG-9 teacher with cross-entropy on the whole training set")
     _add_data(p)
     _add_training(p)
+    p.add_argument("--augment", action="store_true", help="random crop (4-pixel zero padding) + horizontal flip")
 
     p = sub.add_parser("student", help="train a VGG-4 student on a per-class subset with one of the methods")
     _add_data(p)
@@ -100,8 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-sigma", type=_positive_float, default=0.1, help="sigma of the noisy-input methods")
     p.add_argument("--jac-weight", type=_positive_float, default=1.0,
                    help="gamma, the Jacobian term's weight (the paper's is 1; methods with 'jac' only)")
+    p.add_argument("--kd-temperature", type=_positive_float, default=4.0, help="T of Hinton KD (method kd)")
+    p.add_argument("--kd-alpha", type=_number(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), default=0.9,
+                   help="alpha of Hinton KD: alpha T^2 KL + (1 - alpha) CE")
+    p.add_argument("--at-weight", type=_positive_float, default=1000.0,
+                   help="beta of attention transfer (method at+ce)")
+    p.add_argument("--fd-step", type=_positive_float, default=0.01,
+                   help="h of the finite-difference Jacobian term (*fdjac* methods)")
+    p.add_argument("--fd-fraction", type=_positive_float, default=0.25,
+                   help="share of each batch perturbed for the finite-difference term, in (0, 1] (*fdjac* methods)")
     p.add_argument("--teacher-epochs", type=_positive_int, default=15,
-                   help="epochs of the teacher run it uses (same dataset, width and batch size, seed 0)")
+                   help="epochs of the teacher run it uses (same dataset, width, batch size and validation, seed 0)")
+    p.add_argument("--teacher-augment", action="store_true", help="use the teacher run trained with --augment")
     p.add_argument("--train-teacher", action="store_true",
                    help="train that teacher first if --results has not got it (else: an error naming the command)")
     p.add_argument("--save-model", action="store_true", help="keep the student's weights (model.pt) in its run folder")
@@ -113,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigmas", type=_nonneg_float, nargs="+", default=list(PAPER_SIGMAS),
                    help="input noise levels (Table 3's)")
     p.add_argument("--trials", type=_positive_int, default=10, help="noise draws per sigma")
+    p.add_argument("--augment", action="store_true", help="random crop (4-pixel zero padding) + horizontal flip")
 
     p = sub.add_parser("noise", help="accuracy of a saved model under Gaussian input noise")
     _add_data(p)
@@ -132,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="dataset folder (CIFAR root, or an ImageFolder tree)")
     p.add_argument("--download", action="store_true")
     p.add_argument("--shard", default=None, help="I/N: run every N-th config starting at I (1-based)")
+    p.add_argument("--parallel", type=_positive_int, default=None,
+                   help="N: train the teachers, then run N shard processes at once on this device")
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
     _add_speed(p)
@@ -140,16 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_device(name):
-    import torch
-    if name is None:
-        return None
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise LaktError(f"unknown device {name!r}; use cpu or cuda") from None
-    require(device.type != "cuda" or torch.cuda.is_available(), f"device {name!r} asked for but CUDA is not available; use --device cpu")
-    return device
+def _check_paths(args) -> None:
+    """``~`` expanded in every path; an explicitly given --data-root must exist (every command)."""
+    from ..core.data import check_root
+    for name in ("results", "data_root", "checkpoint"):
+        if getattr(args, name, None) is not None:
+            setattr(args, name, str(Path(getattr(args, name)).expanduser()))
+    if getattr(args, "data_root", None) is not None:
+        check_root(args.data_root, getattr(args, "download", False))
 
 
 def _summary(metrics: dict) -> str:
@@ -173,18 +188,21 @@ def _config(args):
     from .config import RunConfig
 
     common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size,
-                  precision=args.precision, channels_last=args.channels_last)
+                  precision=args.precision, channels_last=args.channels_last, validation=args.validation)
     if args.command == "teacher":
-        return RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True, **common)
+        return RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True, augment=args.augment, **common)
     if args.command == "robust":
         return RunConfig("robust", model="vgg9", method="ce+jacnorm", epochs=args.epochs, penalty=args.penalty,
-                         sigmas=tuple(args.sigmas), noise_trials=args.trials, save_model=True, **common)
+                         sigmas=tuple(args.sigmas), noise_trials=args.trials, save_model=True, augment=args.augment,
+                         **common)
     teacher = RunConfig("teacher", dataset=args.dataset, model="vgg9", width=args.width, epochs=args.teacher_epochs,
                         batch_size=args.batch_size, save_model=True, precision=args.precision,
-                        channels_last=args.channels_last)
+                        channels_last=args.channels_last, augment=args.teacher_augment, validation=args.validation)
     return RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class, epochs=args.epochs,
                      jacobian_form=args.jacobian_form, output=args.output, noise_sigma=args.noise_sigma,
-                     jac_weight=args.jac_weight, teacher=teacher, save_model=args.save_model, **common)
+                     jac_weight=args.jac_weight, kd_temperature=args.kd_temperature, kd_alpha=args.kd_alpha,
+                     at_weight=args.at_weight, fd_step=args.fd_step, fd_fraction=args.fd_fraction, teacher=teacher,
+                     save_model=args.save_model, **common)
 
 
 def _teacher_command(args) -> str:
@@ -201,6 +219,10 @@ def _teacher_command(args) -> str:
         words += ["--precision", args.precision]
     if args.channels_last:
         words.append("--channels-last")
+    if args.teacher_augment:
+        words.append("--augment")
+    if args.validation:
+        words += ["--validation", str(args.validation)]
     return shlex.join(words + ["--results", args.results])
 
 
@@ -208,10 +230,12 @@ def _teacher_line(teacher, metrics: dict) -> str:
     return f"teacher: {teacher.name} (key {teacher.key}), test accuracy {metrics['test_acc']:.2f}%"
 
 
-def _command(args) -> int:
+def _command(args, argv=None) -> int:
     from .. import runs
 
-    device = _check_device(getattr(args, "device", None))
+    from ..core.train import check_device
+    device = check_device(getattr(args, "device", None))
+    _check_paths(args)
     if args.command == "presets":
         width = max(map(len, runs.PRESETS))
         for name in runs.PRESETS:
@@ -231,17 +255,30 @@ def _command(args) -> int:
         configs = [runs.with_speed(c, args.precision, args.channels_last) for c in runs.preset(args.preset, args.dataset)]
         if any(c.dataset != "digits" for c in configs):
             require(args.data_root is not None, f"preset {args.preset!r} needs --data-root DIR")
-        cached = {c.key for c, _ in runs.finished(configs, Path(args.results))}
+        if args.parallel is not None:
+            from .parallel import parallel_sweep
+            require(args.shard is None, "--parallel starts its own shards; drop --shard")
+            failed = parallel_sweep(configs, Path(args.results), args.parallel, list(argv if argv is not None
+                                                                                     else sys.argv[1:]),
+                                    data_root=args.data_root, download=args.download, device=device,
+                                    progress=not args.quiet)
+            require(failed == 0, f"{failed} of {args.parallel} sweep processes failed; see their messages above "
+                                 "and run the same command again (finished runs are kept)")
+            print(f"{len(configs)} runs finished in {args.results} (preset {args.preset}, {args.parallel} processes)")
+            return 0
+        cached = {c.key for c, _ in runs.finished(configs, Path(args.results).expanduser(), data_root=args.data_root)}
         done = runs.sweep(configs, Path(args.results), shard=args.shard, data_root=args.data_root,
                         download=args.download, device=device, progress=not args.quiet)
         print(f"{len(done)} runs finished in {args.results} (preset {args.preset}, shard {args.shard or '1/1'})")
         if done:
             print(_sweep_table(done, cached))
         return 0
-    config, results = _config(args), Path(args.results)
+    config, results = _config(args), Path(args.results).expanduser()
+    if config.data is None and args.data_root is not None:
+        config = runs.resolve(config, args.data_root, args.download)  # the teacher's key names its data
     teacher = config.teacher
     if teacher is not None:  # name the teacher before training; train one only when asked
-        known = runs.load_result(teacher, results)
+        known = runs.load_result(teacher, results, data_root=args.data_root)
         if known is not None:
             print(_teacher_line(teacher, known))
         elif args.train_teacher:
@@ -252,19 +289,19 @@ def _command(args) -> int:
     except runs.TeacherMissing as missing:
         raise LaktError(f"{missing}; train it with '{_teacher_command(args)}', or add --train-teacher") from None
     if teacher is not None and known is None:
-        print(_teacher_line(teacher, runs.load_result(teacher, results)))
+        print(_teacher_line(teacher, runs.load_result(teacher, results, data_root=args.data_root)))
     print(_summary(metrics))
     if "noise" in metrics:
         for row in metrics["noise"]:
             print(f"  sigma {row['sigma']:.2f}: {row['mean']:.2f} +- {row['std']:.2f}")
-    print(f"results: {config.folder(Path(args.results))}")
+    print(f"results: {Path(args.results) / config.kind / metrics['key']}")
     return 0
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _command(args)
+        return _command(args, argv)
     except LaktError as err:
         print(f"lakt: error: {err}", file=sys.stderr)
         return 2

@@ -3,6 +3,13 @@
 Kinds: ``teacher`` (VGG-9, CE, whole training set), ``student`` (VGG-4 on a per-class
 subset with a method, distilled from its teacher run) and ``robust`` (VGG-9 with the
 Jacobian-norm penalty, then accuracy under input noise: Table 3).
+
+The key includes ``data``, the fingerprint of the data the run trains and is tested on
+(:attr:`lakt.core.data.Dataset.fingerprint`), so the same results folder used with
+two data roots keeps their runs apart. Digits configs get it when they are built
+(the data is offline); for the others the runner fills it in from the loaded data
+(:func:`lakt.runs.cache.resolve`) before any lookup, and a config that still has none
+refuses to name a key rather than guess one.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from pathlib import Path
 
 from ..core import data as data_lib
 from ..core.errors import require
+from ..core.jacobian import BATCH_STATISTICS
 from ..core.methods import METHODS, get_method
 from ..core.robustness import PAPER_SIGMAS, check_sigmas
 
@@ -40,12 +48,24 @@ class RunConfig:
     noise_sigma: float = 0.1        # for the noisy-input methods
     penalty: float = 0.0            # Jacobian-norm strength (robust runs)
     jac_weight: float = 1.0         # gamma, the Match-Jacobians weight (the paper's is 1)
+    fd_step: float = 0.01           # h of the finite-difference Jacobian term (*fdjac* methods)
+    fd_fraction: float = 0.25       # share of each batch perturbed for it (*fdjac* methods)
     sigmas: tuple = PAPER_SIGMAS    # noise levels evaluated (robust runs)
     noise_trials: int = 10
     teacher: "RunConfig | None" = None
     save_model: bool = False
     precision: str = "fp32"         # "bf16": autocast the networks' passes (GPU speed option)
     channels_last: bool = False     # NHWC memory layout (GPU speed option)
+    # The student's input gradient in train mode: "fixed" holds BatchNorm's batch statistics
+    # fixed (per sample, lakt.core.jacobian); "coupled" is the summed backward through them
+    # that every run before the per-sample fix was trained with (results/ cifar10-cpu*).
+    batch_statistics: str = "fixed"
+    augment: bool = False           # random crop (4-px zero pad) + flip per batch; teacher and robust runs only
+    validation: int = 0             # training images held out (stratified, fixed seed) and scored as val_acc
+    kd_temperature: float = 4.0     # T of Hinton KD (method "kd")
+    kd_alpha: float = 0.9           # alpha of Hinton KD: alpha T^2 KL + (1 - alpha) CE
+    at_weight: float = 1000.0       # beta of attention transfer (method "at+ce")
+    data: str | None = None         # fingerprint of the data ("<kind>:<digest>"); None: not resolved yet
 
     def __post_init__(self):
         require(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {KINDS}")
@@ -61,10 +81,52 @@ class RunConfig:
                 f"batch size must be >= 2, got {self.batch_size!r}")
         require(self.noise_sigma > 0, f"noise sigma must be > 0, got {self.noise_sigma!r}")
         require(self.penalty >= 0, f"penalty must be >= 0, got {self.penalty!r}")
-        get_method(self.method, jac_weight=self.jac_weight)  # > 0, and only where there is a Jacobian term
+        self.method_spec  # jac_weight > 0 and only where there is a Jacobian term; KD / AT knobs in range
+        require(isinstance(self.validation, int) and self.validation >= 0,
+                f"validation must be a whole number >= 0, got {self.validation!r}; e.g. --validation 5000")
+        require(not (self.augment and self.kind == "student"),
+                "augmentation is for teacher and robust runs; students stay un-augmented "
+                "so their cached teacher targets stay valid")
+        require(self.kind != "student" or self.teacher is None or self.teacher.validation == self.validation,
+                f"a student must hold out the same validation images as its teacher "
+                f"({self.validation} vs {self.teacher.validation if self.teacher else 0})")
+        require(self.fd_step > 0 and 0 < self.fd_fraction <= 1,
+                f"fd_step must be > 0 and fd_fraction in (0, 1], got {self.fd_step!r} and {self.fd_fraction!r}")
+        require(not self.method_spec.finite_difference or self.precision == "fp32",
+                f"method {self.method!r} needs float32 (its finite differences are below bf16's rounding); "
+                "use --precision fp32")
         object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
         require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
         require(self.precision in ("fp32", "bf16"), f"unknown precision {self.precision!r}; choose fp32 or bf16")
+        require(self.batch_statistics in BATCH_STATISTICS,
+                f"unknown batch_statistics {self.batch_statistics!r}; choose one of {BATCH_STATISTICS}")
+        if not uses_student_gradient(dataclasses.asdict(self) | {"teacher": None}):
+            object.__setattr__(self, "batch_statistics", "fixed")  # irrelevant to it: one canonical value
+        if self.data is None and self.dataset == "digits":
+            object.__setattr__(self, "data", data_lib.digits_fingerprint())
+        require(self.data is None or (isinstance(self.data, str) and self.data.startswith(f"{self.dataset}:")),
+                f"data fingerprint {self.data!r} is not one of dataset {self.dataset!r}; "
+                "leave data=None and let the runner fill it in")
+        require(self.teacher is None or self.teacher.data == self.data,
+                "a student and its teacher must use the same data; give them the same data= (or leave both None)")
+
+    @property
+    def method_spec(self):
+        """The :class:`~lakt.core.methods.Method` this run trains with, every knob applied."""
+        return get_method(self.method, noise_sigma=self.noise_sigma, penalty=self.penalty,
+                          jac_weight=self.jac_weight, kd_temperature=self.kd_temperature,
+                          kd_alpha=self.kd_alpha, at_weight=self.at_weight,
+                          fd_step=self.fd_step, fd_fraction=self.fd_fraction)
+
+    @property
+    def knobs(self) -> dict:
+        """The hyper-parameters the validation split tunes, those that apply to this method (else None)."""
+        m = METHODS[self.method]
+        return {"jac_weight": self.jac_weight if m.jac > 0 else None,
+                "noise_sigma": self.noise_sigma if m.noise_sigma > 0 else None,
+                "kd_temperature": self.kd_temperature if m.kd_alpha > 0 else None,
+                "kd_alpha": self.kd_alpha if m.kd_alpha > 0 else None,
+                "at_weight": self.at_weight if m.at > 0 else None}
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -76,6 +138,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
+        for field, earlier in _LATER_FIELDS.items():  # a config written before the field existed
+            d.setdefault(field, earlier)
         if d.get("teacher") is not None:
             d["teacher"] = cls.from_dict(d["teacher"])
         d["sigmas"] = tuple(d.get("sigmas", PAPER_SIGMAS))
@@ -86,8 +150,12 @@ class RunConfig:
         """A short hash of the configuration: the run's folder name.
 
         Fields added after results were first published (``_LATER_FIELDS``) count only
-        when they differ from their default, so older run caches stay valid.
+        when they differ from their default, so older run caches stay valid. ``data`` is
+        always set when a key is taken (it has no default a key could stand for).
         """
+        require(self.data is not None,
+                f"run {self.name} does not know its data yet; pass data_root= to lakt.runs.run/sweep/finished "
+                "(or RunConfig(data=dataset.fingerprint)) so its key can include the data")
         blob = json.dumps(_key_dict(self.to_dict()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -100,6 +168,14 @@ class RunConfig:
             parts.append(f"pen{self.penalty:g}")
         if self.jac_weight != 1:
             parts.append(f"gamma{self.jac_weight:g}")
+        if METHODS[self.method].noise_sigma > 0:
+            parts.append(f"sigma{self.noise_sigma:g}")
+        if METHODS[self.method].kd_alpha > 0:
+            parts.append(f"T{self.kd_temperature:g}a{self.kd_alpha:g}")
+        if METHODS[self.method].at > 0:
+            parts.append(f"beta{self.at_weight:g}")
+        if METHODS[self.method].finite_difference and (self.fd_step, self.fd_fraction) != (0.01, 0.25):
+            parts.append(f"h{self.fd_step:g}-frac{self.fd_fraction:g}")
         parts.append(f"s{self.seed}")
         return "/".join(parts)
 
@@ -107,11 +183,27 @@ class RunConfig:
         return Path(results) / self.kind / self.key
 
 
-_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0}
+# Fields added after results were first published, with the value every earlier run had:
+# at that value a field is left out of the key, so earlier caches stay valid. For
+# batch_statistics the earlier value is "coupled" (the pre-fix gradient), so runs that use
+# the student's input gradient get new keys with the per-sample "fixed" default and can never
+# be served the old runs; runs that never take that gradient (CE, Act, teachers, penalty 0)
+# keep their keys, since the field changes nothing they compute.
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0, "batch_statistics": "coupled",
+                 "augment": False, "validation": 0, "kd_temperature": 4.0, "kd_alpha": 0.9, "at_weight": 1000.0,
+                 "fd_step": 0.01, "fd_fraction": 0.25}
+
+
+def uses_student_gradient(d: dict) -> bool:
+    """Whether a run (as a config dict) differentiates the student's input gradient."""
+    return get_method(d["method"], penalty=d.get("penalty", 0.0),
+                      jac_weight=d.get("jac_weight", 1.0)).needs_student_gradient
 
 
 def _key_dict(d: dict) -> dict:
     d = {k: v for k, v in d.items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+    if "batch_statistics" in d and not uses_student_gradient(d):
+        del d["batch_statistics"]
     if d.get("teacher") is not None:
         d["teacher"] = _key_dict(d["teacher"])
     return d

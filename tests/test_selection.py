@@ -1,0 +1,62 @@
+"""Choosing hyper-parameters on the validation split: hand-made runs with a known answer."""
+import math
+
+import pandas as pd
+import pytest
+
+from lakt.analysis import selection
+from lakt.core.errors import LaktError
+
+
+def _row(method, n, seed, val, test, **knobs):
+    base = {k: math.nan for k in selection.KNOBS}
+    return {"method": method, "n_per_class": n, "seed": seed, "val_acc": val, "test_acc": test, **base, **knobs}
+
+
+def _table():
+    rows = []
+    for seed in (0, 1):
+        for n in (5, 100, 500):
+            rows.append(_row("ce", n, seed, 50 + seed, 40 + n / 100 + seed))
+            # gamma 10 wins at <= 100 on validation (by 2 points), gamma 1 wins at 500 (must not matter);
+            # on the *test* set gamma 1 is better everywhere, so a test-set choice would differ
+            rows.append(_row("act+jac", n, seed, 60 + (5 if n == 500 else 0), 70 + seed, jac_weight=1.0))
+            rows.append(_row("act+jac", n, seed, 62, 65 + seed, jac_weight=10.0))
+            for t in (1.0, 4.0):
+                rows.append(_row("kd", n, seed, 55 + t, 50 + t + seed, kd_temperature=t, kd_alpha=0.5))
+    rows.append(_row("teacher-like", None, 0, 90, 90))  # not a student: ignored
+    return pd.DataFrame(rows)
+
+
+def test_validation_curves_pool_the_low_data_sizes():
+    curves = selection.validation_curves(_table())
+    assert curves.loc[("act+jac", "γ=1"), "pooled"] == 60 and curves.loc[("act+jac", "γ=10"), "pooled"] == 62
+    assert curves.loc[("act+jac", "γ=1"), 500] == 65 and curves.loc[("act+jac", "γ=1"), "runs"] == 4
+    assert curves.loc[("ce", ""), "pooled"] == 50.5
+    assert list(curves.loc["kd"].index) == ["T=1 α=0.5", "T=4 α=0.5"]
+
+
+def test_choice_is_made_on_validation_and_test_is_reported_at_it():
+    picks = selection.choose(_table())
+    assert picks["setting"].to_dict() == {"ce": "", "act+jac": "γ=10", "kd": "T=4 α=0.5"}
+    assert picks.loc["act+jac", "values"] == 2
+    result = selection.chosen_results(_table())
+    assert list(result.index) == ["ce", "act+jac (γ=10)", "kd (T=4 α=0.5)"]
+    assert result.loc["act+jac (γ=10)", ("mean", 5)] == 65.5  # the test accuracy at gamma 10, not gamma 1's 70.5
+    assert result.loc["act+jac (γ=10)", ("std", 500)] == pytest.approx(math.sqrt(0.5))
+    assert result.loc["kd (T=4 α=0.5)", ("seeds", 100)] == 2
+
+
+def test_only_cells_finished_at_every_value_are_compared():
+    table = _table()
+    # gamma 1 has one extra, very good run that gamma 10 lacks: it must not decide the choice
+    table = pd.concat([table, pd.DataFrame([_row("act+jac", 5, 2, 99, 99, jac_weight=1.0)])])
+    assert selection.choose(table).loc["act+jac", "setting"] == "γ=10"
+    assert selection.validation_curves(table).loc[("act+jac", "γ=1"), "runs"] == 4
+
+
+def test_runs_without_validation_are_refused():
+    table = _table()
+    table.loc[0, "val_acc"] = math.nan
+    with pytest.raises(LaktError, match="no val_acc"):
+        selection.choose(table)
