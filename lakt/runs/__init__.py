@@ -4,10 +4,11 @@
 :func:`sweep` runs them through the cache in ``RESULTS/<kind>/<key>/``, and
 :func:`finished` / :func:`collect` read what has finished without training anything.
 """
-from .cache import Busy, collect, finished, load_model, load_result, resolve, run, sweep
+from .cache import Busy, TeacherMissing, collect, finished, load_model, load_result, resolve, run, sweep
 from .config import KINDS, RunConfig
 from .presets import JACOBIAN_FORM, PRESETS, SIZES, Preset, get_preset, preset, with_speed
 
-__all__ = ["Busy", "collect", "finished", "load_model", "load_result", "resolve", "run", "sweep",
+__all__ = ["Busy", "TeacherMissing", "collect", "finished", "load_model", "load_result", "resolve", "run",
+           "sweep",
            "KINDS", "RunConfig", "JACOBIAN_FORM", "PRESETS", "SIZES", "Preset", "get_preset", "preset",
            "with_speed"]

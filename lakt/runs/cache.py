@@ -143,15 +143,25 @@ class Busy(Exception):
     """Another process holds this run's claim."""
 
 
+class TeacherMissing(LaktError):
+    """A student's teacher run has not finished and training it was not asked for."""
+
+    def __init__(self, teacher: RunConfig, results: Path):
+        super().__init__(f"no finished teacher run {teacher.name} ({teacher.epochs} epochs, key {teacher.key}) "
+                         f"in {results}")
+        self.teacher = teacher
+
+
 def run(config: RunConfig, results: Path, *, data_root=None, download: bool = False, device=None,
         progress: bool = True, wait: bool = True, poll: float = 2.0, train_teacher: bool = True) -> dict:
     """Run ``config`` unless its results exist; return its metrics.
 
-    A student's teacher run is done first if missing -- or, with ``train_teacher=False``
-    (executor tasks, whose teacher was a task of its own), the student fails instead, so
-    a teacher that failed is never trained a second time. If another process is running
-    the same config, wait for it (``wait=True``) or raise :class:`Busy`. A run that
-    raises leaves a ``fail`` line with the reason in ``runs.log`` (``lakt status``).
+    A student's teacher run is done first if missing, or, with ``train_teacher=False``,
+    :class:`TeacherMissing` is raised before anything is written (a teacher is the
+    longest run of a protocol: ``lakt student`` trains one only when asked; executor
+    tasks, whose teacher was a task of its own, never train it a second time). If
+    another process is running the same config, wait for it (``wait=True``) or raise
+    :class:`Busy`.
     """
     results = Path(results).expanduser()
     if config.data is None or data_root is not None:
@@ -159,17 +169,14 @@ def run(config: RunConfig, results: Path, *, data_root=None, download: bool = Fa
     config = resolve(config, data_root, download)
     done = load_result(config, results)
     if done is not None:
+        _tidy(config.folder(results))
         return done
     ds = _dataset(config.dataset, _root(data_root), download)
     training_split(config, ds)  # an impossible validation or subset size fails before anything is written
+    if config.teacher is not None and not train_teacher and load_result(config.teacher, results) is None:
+        raise TeacherMissing(config.teacher, results)
     results = check_results(results)
-    try:
-        return _run(config, results, ds, data_root, download, device, progress, wait, poll, train_teacher)
-    except (Busy, StorageError):  # not a failure of the run; a folder that takes no writes gets none
-        raise
-    except Exception as err:  # recorded for `lakt status`, then raised as before
-        _log(results, "fail", config, f"{type(err).__name__}: {err}")
-        raise
+    return _run(config, results, ds, data_root, download, device, progress, wait, poll, train_teacher)
 
 
 def _run(config, results, ds, data_root, download, device, progress, wait, poll, train_teacher) -> dict:
@@ -189,6 +196,21 @@ def _run(config, results, ds, data_root, download, device, progress, wait, poll,
         done = load_result(config, results)
         if done is not None:
             return done
+
+
+def _tidy(folder: Path) -> None:
+    """Remove what a process killed just after finishing a run left in its folder.
+
+    ``metrics.json`` marks a run done, so it is written before ``progress.pt`` is
+    removed and the claim released; a kill in between leaves both behind. The run
+    is finished, so its checkpoint goes, and its claim too once the holder is dead
+    (a live holder keeps its claim: taking it fails).
+    """
+    if (folder / "progress.pt").exists():  # checked first: a finished run's folder may be read-only
+        (folder / "progress.pt").unlink(missing_ok=True)
+    if (folder / ".claim").exists():
+        with claimed(folder):
+            pass
 
 
 def training_split(config: RunConfig, ds: data_lib.Dataset):

@@ -12,8 +12,21 @@ from pathlib import Path
 from ..core.errors import LaktError, require
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, but not "None" (no default) or a switch's False."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument gives one line (not usage + error) and exit code 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"lakt: error: {message} (see '{self.prog} --help')\n")
@@ -48,10 +61,11 @@ def _add_data(p):
 
 def _add_training(p, epochs=15):
     p.add_argument("--width", type=_positive_float, default=0.25, help="channel multiplier (1 = the paper's nets)")
-    p.add_argument("--epochs", type=_positive_int, default=epochs)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--results", default="runs", help="results cache folder (default: runs)")
+    p.add_argument("--epochs", type=_positive_int, default=epochs, help="training epochs")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="examples per optimiser step")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights and the batches (and of a student's subset)")
+    p.add_argument("--results", default="runs", help="results cache folder")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--validation", type=_nonneg_int, default=0,
@@ -117,25 +131,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="h of the finite-difference Jacobian term (*fdjac* methods)")
     p.add_argument("--fd-fraction", type=_positive_float, default=0.25,
                    help="share of each batch perturbed for the finite-difference term, in (0, 1] (*fdjac* methods)")
-    p.add_argument("--teacher-epochs", type=_positive_int, default=15, help="epochs of the teacher run it uses")
+    p.add_argument("--teacher-epochs", type=_positive_int, default=15,
+                   help="epochs of the teacher run it uses (same dataset, width, batch size and validation, seed 0)")
     p.add_argument("--teacher-augment", action="store_true", help="use the teacher run trained with --augment")
+    p.add_argument("--train-teacher", action="store_true",
+                   help="train that teacher first if --results has not got it (else: an error naming the command)")
+    p.add_argument("--save-model", action="store_true", help="keep the student's weights (model.pt) in its run folder")
 
     p = sub.add_parser("robust", help="train VGG-9 with a Jacobian-norm penalty and measure accuracy under noise")
     _add_data(p)
     _add_training(p)
     p.add_argument("--penalty", type=_nonneg_float, default=0.1, help="Jacobian-norm strength (Table 3 rows)")
-    p.add_argument("--sigmas", type=_nonneg_float, nargs="+", default=list(PAPER_SIGMAS))
+    p.add_argument("--sigmas", type=_nonneg_float, nargs="+", default=list(PAPER_SIGMAS),
+                   help="input noise levels (Table 3's)")
     p.add_argument("--trials", type=_positive_int, default=10, help="noise draws per sigma")
     p.add_argument("--augment", action="store_true", help="random crop (4-pixel zero padding) + horizontal flip")
 
     p = sub.add_parser("noise", help="accuracy of a saved model under Gaussian input noise")
     _add_data(p)
     p.add_argument("checkpoint", help="a model.pt written by lakt (teacher or robust run)")
-    p.add_argument("--model", default="vgg9", choices=["vgg9", "vgg4"])
-    p.add_argument("--width", type=_positive_float, default=0.25)
-    p.add_argument("--sigmas", type=_nonneg_float, nargs="+", default=list(PAPER_SIGMAS))
-    p.add_argument("--trials", type=_positive_int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="vgg9", choices=["vgg9", "vgg4"], help="the checkpoint's architecture")
+    p.add_argument("--width", type=_positive_float, default=0.25, help="the checkpoint's channel multiplier")
+    p.add_argument("--sigmas", type=_nonneg_float, nargs="+", default=list(PAPER_SIGMAS),
+                   help="input noise levels (Table 3's)")
+    p.add_argument("--trials", type=_positive_int, default=10, help="noise draws per sigma")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
 
     p = sub.add_parser("sweep", help="run every config of a preset through the results cache")
     p.add_argument("--preset", required=True, choices=list(PRESETS))
@@ -174,6 +194,65 @@ def _summary(metrics: dict) -> str:
     return f"{metrics['name']}: test accuracy {metrics['test_acc']:.2f}% ({metrics['seconds']:.1f} s, {metrics['device']})"
 
 
+def _sweep_table(done: list[dict], cached: set[str]) -> str:
+    """One row per finished run of the sweep: what it scored, how long it took, whether this call trained it."""
+    import pandas as pd
+
+    table = pd.DataFrame({"run": [m["name"] for m in done],
+                          "test acc %": [f"{m['test_acc']:.2f}" for m in done],
+                          "seconds": [f"{m['seconds']:.1f}" for m in done],
+                          "trained": ["earlier" if m["key"] in cached else "now" for m in done]})
+    width = int(table["run"].str.len().max())
+    return table.to_string(index=False, justify="left", formatters={"run": f"{{:<{width}}}".format})
+
+
+def _config(args):
+    """The RunConfig of a ``teacher``, ``robust`` or ``student`` command."""
+    from .config import RunConfig
+
+    common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size,
+                  precision=args.precision, channels_last=args.channels_last, validation=args.validation)
+    if args.command == "teacher":
+        return RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True, augment=args.augment, **common)
+    if args.command == "robust":
+        return RunConfig("robust", model="vgg9", method="ce+jacnorm", epochs=args.epochs, penalty=args.penalty,
+                         sigmas=tuple(args.sigmas), noise_trials=args.trials, save_model=True, augment=args.augment,
+                         **common)
+    teacher = RunConfig("teacher", dataset=args.dataset, model="vgg9", width=args.width, epochs=args.teacher_epochs,
+                        batch_size=args.batch_size, save_model=True, precision=args.precision,
+                        channels_last=args.channels_last, augment=args.teacher_augment, validation=args.validation)
+    return RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class, epochs=args.epochs,
+                     jacobian_form=args.jacobian_form, output=args.output, noise_sigma=args.noise_sigma,
+                     jac_weight=args.jac_weight, kd_temperature=args.kd_temperature, kd_alpha=args.kd_alpha,
+                     at_weight=args.at_weight, fd_step=args.fd_step, fd_fraction=args.fd_fraction, teacher=teacher,
+                     save_model=args.save_model, **common)
+
+
+def _teacher_command(args) -> str:
+    """The ``lakt teacher`` command that trains the teacher ``lakt student`` wants (same key)."""
+    import shlex
+
+    words = ["lakt", "teacher", "--dataset", args.dataset, "--width", str(args.width), "--epochs",
+             str(args.teacher_epochs), "--batch-size", str(args.batch_size)]
+    if args.data_root is not None:
+        words += ["--data-root", args.data_root]
+    if args.download:
+        words.append("--download")
+    if args.precision != "fp32":
+        words += ["--precision", args.precision]
+    if args.channels_last:
+        words.append("--channels-last")
+    if args.teacher_augment:
+        words.append("--augment")
+    if args.validation:
+        words += ["--validation", str(args.validation)]
+    return shlex.join(words + ["--results", args.results])
+
+
+def _teacher_line(teacher, metrics: dict) -> str:
+    return f"teacher: {teacher.name} (key {teacher.key}), test accuracy {metrics['test_acc']:.2f}%"
+
+
 def _command(args, argv=None) -> int:
     from .. import runs
 
@@ -208,31 +287,30 @@ def _command(args, argv=None) -> int:
             require(args.data_root is not None, f"preset {args.preset!r} needs --data-root DIR")
         if args.executor != "inline":
             return _sweep_elsewhere(args, configs, device)
+        cached = {c.key for c, _ in runs.finished(configs, Path(args.results).expanduser(), data_root=args.data_root)}
         done = runs.sweep(configs, Path(args.results), data_root=args.data_root,
                         download=args.download, device=device, progress=not args.quiet)
         print(f"{len(done)} runs finished in {args.results} (preset {args.preset})")
+        if done:
+            print(_sweep_table(done, cached))
         return 0
-    common = dict(dataset=args.dataset, width=args.width, seed=args.seed, batch_size=args.batch_size,
-                  precision=args.precision, channels_last=args.channels_last, validation=args.validation)
-    if args.command == "teacher":
-        config = runs.RunConfig("teacher", model="vgg9", epochs=args.epochs, save_model=True,
-                                augment=args.augment, **common)
-    elif args.command == "robust":
-        config = runs.RunConfig("robust", model="vgg9", method="ce+jacnorm", epochs=args.epochs,
-                              penalty=args.penalty, sigmas=tuple(args.sigmas), noise_trials=args.trials,
-                              save_model=True, augment=args.augment, **common)
-    else:
-        teacher = runs.RunConfig("teacher", dataset=args.dataset, model="vgg9", width=args.width,
-                               epochs=args.teacher_epochs, batch_size=args.batch_size, save_model=True,
-                               precision=args.precision, channels_last=args.channels_last,
-                               augment=args.teacher_augment, validation=args.validation)
-        config = runs.RunConfig("student", model="vgg4", method=args.method, n_per_class=args.n_per_class,
-                              epochs=args.epochs, jacobian_form=args.jacobian_form, output=args.output,
-                              noise_sigma=args.noise_sigma, jac_weight=args.jac_weight,
-                              kd_temperature=args.kd_temperature, kd_alpha=args.kd_alpha, at_weight=args.at_weight,
-                              fd_step=args.fd_step, fd_fraction=args.fd_fraction, teacher=teacher, **common)
-    metrics = runs.run(config, Path(args.results), data_root=args.data_root, download=args.download,
-                     device=device, progress=not args.quiet)
+    config, results = _config(args), Path(args.results).expanduser()
+    if config.data is None and args.data_root is not None:
+        config = runs.resolve(config, args.data_root, args.download)  # the teacher's key names its data
+    teacher = config.teacher
+    if teacher is not None:  # name the teacher before training; train one only when asked
+        known = runs.load_result(teacher, results, data_root=args.data_root)
+        if known is not None:
+            print(_teacher_line(teacher, known))
+        elif args.train_teacher:
+            print(f"teacher: {teacher.name} (key {teacher.key}) is not in {results}; training it first")
+    try:
+        metrics = runs.run(config, results, data_root=args.data_root, download=args.download, device=device,
+                           progress=not args.quiet, train_teacher=getattr(args, "train_teacher", True))
+    except runs.TeacherMissing as missing:
+        raise LaktError(f"{missing}; train it with '{_teacher_command(args)}', or add --train-teacher") from None
+    if teacher is not None and known is None:
+        print(_teacher_line(teacher, runs.load_result(teacher, results, data_root=args.data_root)))
     print(_summary(metrics))
     if "noise" in metrics:
         for row in metrics["noise"]:

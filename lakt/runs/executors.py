@@ -35,6 +35,7 @@ from pathlib import Path
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from ..core.errors import LaktError, require
+from ..core.files import StorageError
 from .cache import _log, load_result, run
 from .config import RunConfig
 
@@ -78,8 +79,14 @@ class RunTask(Checkpointable):
             if cpus:
                 torch.set_num_threads(int(cpus))
         config = RunConfig.from_dict(self.config)
-        metrics = run(config, Path(self.results), data_root=self.data_root, download=self.download,
-                      device=self.device, progress=False, train_teacher=False)
+        try:
+            metrics = run(config, Path(self.results), data_root=self.data_root, download=self.download,
+                          device=self.device, progress=False, train_teacher=False)
+        except StorageError:
+            raise  # the results folder takes no writes: not even a fail line
+        except Exception as err:  # recorded for `lakt status` (the task's log has the traceback), then raised
+            _log(Path(self.results), "fail", config, f"{type(err).__name__}: {err}")
+            raise
         return {"key": config.key, "name": config.name, "test_acc": metrics["test_acc"]}
 
     def checkpoint(self, *args, **kwargs) -> DelayedSubmission:
