@@ -13,7 +13,7 @@ from lakt import runs
 from lakt.runs.cli import main
 from lakt.runs.status import status
 
-from test_reliability import comparable, events, results_of
+from test_reliability import SMOKE, comparable, log_lines as events, results_of
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 LAKT = [sys.executable, "-m", "lakt.runs.cli"]
@@ -35,10 +35,10 @@ def inline(tmp_path_factory):
 def test_local_executor_with_two_workers_gives_the_inline_results(inline, tmp_path):
     done = sweep(tmp_path, "--executor", "local", "--workers", "2")
     assert done.returncode == 0, done.stderr
-    assert results_of(tmp_path) == results_of(inline)
+    assert results_of(tmp_path, SMOKE) == results_of(inline, SMOKE)
     log = events(tmp_path)
     starts = [e[4] for e in log if e[3] == "start"]
-    assert sorted(starts) == sorted(set(starts)) == sorted(results_of(inline))  # each run trained once
+    assert sorted(starts) == sorted(set(starts)) == sorted(results_of(inline, SMOKE))  # each run trained once
     teacher = runs.preset("smoke")[0]
     first_student = min(i for i, e in enumerate(log) if e[3] == "start" and e[5].startswith("student"))
     assert log.index(next(e for e in log if e[3] == "finish" and e[4] == teacher.key)) < first_student
@@ -49,21 +49,23 @@ def test_local_executor_with_two_workers_gives_the_inline_results(inline, tmp_pa
 
 
 def test_a_failing_run_is_recorded_and_the_others_finish(inline, tmp_path):
-    """A teacher whose data is missing fails; its student fails with that reason; a run needing neither finishes."""
+    """A teacher whose images are missing fails; its student fails with that reason; a run needing neither finishes."""
     import dataclasses
     from lakt.runs import executors
     smoke = runs.preset("smoke")
-    teacher = dataclasses.replace(smoke[0], dataset="folder")
-    student = dataclasses.replace(smoke[1], dataset="folder", teacher=teacher)
+    teacher = dataclasses.replace(smoke[0], dataset="folder", data="folder:" + "0" * 16)  # images never found
+    student = dataclasses.replace(smoke[1], dataset="folder", data=teacher.data, teacher=teacher)
     robust = smoke[-1]
-    failed = executors.run_local([teacher, student, robust], tmp_path, 2, data_root=tmp_path / "nowhere",
+    empty = tmp_path / "no-images"  # a folder dataset's root without train/ and test/ (digits ignore it)
+    empty.mkdir()
+    failed = executors.run_local([teacher, student, robust], tmp_path, 2, data_root=empty,
                                  progress=False)
     assert [c.key for c in failed] == [teacher.key, student.key]
     assert comparable(runs.load_result(robust, tmp_path)) == comparable(runs.load_result(robust, inline))
     table = status(tmp_path, [teacher, student, robust]).set_index("key")
-    assert table.loc[teacher.key, "state"] == "failed" and "does not exist" in table.loc[teacher.key, "detail"]
+    assert table.loc[teacher.key, "state"] == "failed" and "has no train/ folder" in table.loc[teacher.key, "detail"]
     assert table.loc[student.key, "state"] == "failed"
-    assert f"its teacher {teacher.name}" in table.loc[student.key, "detail"]
+    assert "has no train/ folder" in table.loc[student.key, "detail"]  # the data is checked first, then the teacher
     assert table.loc[robust.key, "state"] == "finished"
     fails = [e[4] for e in events(tmp_path) if e[3] == "fail"]
     assert sorted(fails) == sorted([teacher.key, student.key])   # each failed once: the teacher never retried

@@ -59,10 +59,14 @@ def results_of(folder: Path, configs=(TEACHER, STUDENT, ROBUST)) -> dict:
     return out
 
 
+def log_lines(folder: Path) -> list[list[str]]:
+    """Every line of runs.log, split: time host pid event key name [reason...]."""
+    return [line.split() for line in (folder / "runs.log").read_text().splitlines()]
+
+
 def events(folder: Path) -> list[tuple[int, str, str]]:
     """(pid, event, key) of every line of runs.log."""
-    return [(int(pid), event, key) for _, _, pid, event, key, _ in
-            (line.split() for line in (folder / "runs.log").read_text().splitlines())]
+    return [(int(pid), event, key) for _, _, pid, event, key, *_ in log_lines(folder)]
 
 
 def files(folder: Path) -> set[str]:

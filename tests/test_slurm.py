@@ -18,7 +18,7 @@ import pytest
 from lakt import runs
 from lakt.runs import executors
 
-from test_reliability import events, results_of
+from test_reliability import SMOKE, log_lines as events, results_of
 
 HOWTO = "no SLURM here: run `sudo .ci/slurm-up` (Debian: installs slurm-wlm and munge), then pytest tests/test_slurm.py"
 if shutil.which("sbatch") is None or subprocess.run(["sinfo"], capture_output=True).returncode != 0:
@@ -68,10 +68,10 @@ def test_smoke_sweep_on_slurm_gives_the_inline_results(inline, tmp_path):
     done = lakt("sweep", "--preset", "smoke", "--quiet", "--results", str(tmp_path), "--executor", "slurm", "--wait")
     assert done.returncode == 0, done.stderr
     assert "submitted SLURM job array" in done.stdout and "lakt status" in done.stdout
-    assert results_of(tmp_path) == results_of(inline)
+    assert results_of(tmp_path, SMOKE) == results_of(inline, SMOKE)
     log = events(tmp_path)
     starts = [e[4] for e in log if e[3] == "start"]
-    assert sorted(starts) == sorted(set(starts)) == sorted(results_of(inline))  # each run trained once
+    assert sorted(starts) == sorted(set(starts)) == sorted(results_of(inline, SMOKE))  # each run trained once
     teacher_done = next(i for i, e in enumerate(log) if e[3] == "finish" and e[5].startswith("teacher"))
     assert all(i > teacher_done for i, e in enumerate(log) if e[3] == "start" and e[5].startswith("student"))
     again = lakt("sweep", "--preset", "smoke", "--quiet", "--results", str(tmp_path), "--executor", "slurm")

@@ -15,7 +15,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from . import attention, losses, one_pass
 from .checks import check_inputs, output_checks
 from .errors import require
-from .jacobian import BATCH_STATISTICS, batch_statistics_held_fixed, input_vjp, logits_and_gradient, select_outputs
+from .jacobian import BATCH_STATISTICS, input_vjp, logits_and_gradient, select_outputs
 from .methods import JACOBIAN_FORMS, PRECISIONS, Method
 
 TEACHER_AT_MOVED = "lakt: teacher at x + h v"  # profiler label: the finite-difference term's teacher forward
@@ -257,12 +257,13 @@ class Objective:
         terms: dict[str, torch.Tensor] = {}
         xs = x.detach().requires_grad_(True)
         with self._autocast(x):
-            if self._two_passes(student):  # train-mode BatchNorm: ordinary forward for the loss,
-                s_logits = student(x)       # statistics held fixed for the projected gradients
-                with batch_statistics_held_fixed(student):
-                    s_outputs = student(xs)
+            if self._two_passes(student):  # train-mode BatchNorm: one forward serves the loss and, with
+                with one_pass.one_pass(student):  # the statistics held fixed, the projected gradients
+                    s_logits = student(xs)
+                fixed = one_pass.statistics_held_fixed_backward
             else:
-                s_logits = s_outputs = student(xs)
+                s_logits = student(xs)
+                fixed = nullcontext
         if self.teacher is not None:
             xt = x.detach().requires_grad_(True)
             with torch.enable_grad():
@@ -271,7 +272,8 @@ class Objective:
         for _ in range(m.projections):
             v = torch.randn_like(s_logits)
             with self._autocast(x):
-                s_grad = self._loss_dtype(input_vjp(s_outputs, xs, v, create_graph=True))
+                with fixed():
+                    s_grad = self._loss_dtype(input_vjp(s_logits, xs, v, create_graph=True))
             if self.teacher is not None:
                 estimates.append(self._match_jac(s_grad, input_vjp(t_logits, xt, v).detach()))
             else:
