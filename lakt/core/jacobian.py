@@ -68,18 +68,39 @@ def _affine_batch_norm(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
+def forwards_replaced(modules, forward):
+    """Within the block each of ``modules`` runs ``forward(module, x)`` instead of its own
+    forward (an instance attribute, so hooks still run); afterwards its class's forward again."""
+    modules = list(modules)
+    for m in modules:
+        m.forward = (lambda module: (lambda x: forward(module, x)))(m)
+    try:
+        yield
+    finally:
+        for m in modules:
+            del m.forward
+
+
+@contextmanager
 def batch_statistics_held_fixed(model: nn.Module):
     """Within the block, every train-mode BatchNorm of ``model`` normalises with this
     batch's statistics detached and updates no running statistics (eval-mode ones and
     other layers are untouched). Works on any module tree, not only lakt's VGGs."""
-    patched = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.training]
-    for m in patched:
-        m.forward = (lambda bn: (lambda x: _affine_batch_norm(bn, x)))(m)
-    try:
+    with forwards_replaced((m for m in model.modules() if isinstance(m, _BatchNorm) and m.training),
+                           _affine_batch_norm):
         yield model
-    finally:
-        for m in patched:
-            del m.forward  # back to the class's forward
+
+
+def _forward(model: nn.Module, x: torch.Tensor, batch_statistics: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x as a leaf that requires grad, the model's logits at it), train-mode BatchNorm as asked."""
+    require(batch_statistics in BATCH_STATISTICS,
+            f"unknown batch_statistics {batch_statistics!r}; choose one of {BATCH_STATISTICS}")
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        if batch_statistics == "fixed":
+            with batch_statistics_held_fixed(model):
+                return x, model(x)
+        return x, model(x)
 
 
 def _as_index(index, batch: int, device) -> torch.Tensor:
@@ -105,15 +126,8 @@ def logits_and_gradient(model: nn.Module, x: torch.Tensor, index, create_graph: 
     train on logits from an ordinary forward. ``batch_statistics="coupled"``: the
     summed backward through the statistics (runs trained before the per-sample fix).
     """
-    require(batch_statistics in BATCH_STATISTICS,
-            f"unknown batch_statistics {batch_statistics!r}; choose one of {BATCH_STATISTICS}")
-    x = x.detach().requires_grad_(True)
+    x, logits = _forward(model, x, batch_statistics)
     with torch.enable_grad():
-        if batch_statistics == "fixed":
-            with batch_statistics_held_fixed(model):
-                logits = model(x)
-        else:
-            logits = model(x)
         index = _as_index(index, len(x), logits.device)
         selected = logits.gather(1, index.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(selected, x, create_graph=create_graph)
@@ -145,15 +159,8 @@ def full_jacobian(model: nn.Module, x: torch.Tensor, create_graph: bool = False,
     Meant for small models and the theory chapter; the paper avoids it because it
     costs k backward passes (Section 4). Train-mode BatchNorm as in :func:`logits_and_gradient`.
     """
-    require(batch_statistics in BATCH_STATISTICS,
-            f"unknown batch_statistics {batch_statistics!r}; choose one of {BATCH_STATISTICS}")
-    x = x.detach().requires_grad_(True)
+    x, logits = _forward(model, x, batch_statistics)
     with torch.enable_grad():
-        if batch_statistics == "fixed":
-            with batch_statistics_held_fixed(model):
-                logits = model(x)
-        else:
-            logits = model(x)
         rows = []
         for i in range(logits.shape[1]):
             (g,) = torch.autograd.grad(logits[:, i].sum(), x, retain_graph=True, create_graph=create_graph)

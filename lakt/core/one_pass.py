@@ -40,6 +40,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .jacobian import forwards_replaced
+
 _FIXED = [False]  # True while the input-gradient pass runs: BatchNorm backward with statistics fixed
 
 
@@ -147,16 +149,8 @@ def one_pass(model: nn.Module):
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.training]
     convs = [m for m in model.modules() if type(m) is nn.Conv2d and m.padding_mode == "zeros"
              and isinstance(m.padding, tuple)]
-    patched = norms + convs
-    for m in norms:
-        m.forward = (lambda bn: (lambda x: _batch_norm(bn, x)))(m)
-    for m in convs:
-        m.forward = (lambda conv: (lambda x: _conv(conv, x)))(m)
-    try:
+    with forwards_replaced(norms, _batch_norm), forwards_replaced(convs, _conv):
         yield model
-    finally:
-        for m in patched:
-            del m.forward
 
 
 @contextmanager
