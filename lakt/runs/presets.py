@@ -173,8 +173,8 @@ PRESETS = {
                     width=0.125, teacher_epochs=2, student_epochs=3, robust_epochs=2, batch_size=32,
                     sizes=(5,), penalties=(0.0, 0.1), noise_trials=2),
     "cpu": Preset("cpu", "minutes on 2 CPU cores: Tables 1 and 3 in miniature on digits, width 1/4, 3 seeds",
-                  ("digits",), width=0.25, teacher_epochs=15, student_epochs=5, robust_epochs=10,
-                  student_steps=100, seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=5),
+                  ("digits",), width=0.25, teacher_epochs=15, student_epochs=5, robust_epochs=8,
+                  student_steps=85, seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=5),
     # Issue #4, sized from benchmarks/results/step_cost_cpu.csv (2 cores): teacher ~15 min
     # (30 epochs x ~31 s), 120 students ~70 min (600 steps each), 10 penalised VGG-9s ~3.4 h
     # (15 epochs x ~80 s) -- about 5 of the 6 budgeted hours. Run it in parts; the cache resumes.
