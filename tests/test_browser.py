@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -201,21 +200,25 @@ def jupyter_lab(tmp_path):
                              "--port", str(port), f"--IdentityProvider.token={token}", "--allow-root",
                              f"--ServerApp.root_dir={work}", "--ServerApp.open_browser=False",
                              "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    url, copier = f"http://127.0.0.1:{port}", None
     try:
-        for _ in range(600):   # until the server answers (it writes its URL to the log when ready)
-            if proc.poll() is not None:
-                pytest.fail("jupyter lab exited: " + (tmp_path / "lab.log").read_text()[-2000:])
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
+        # ready when the server logs the URL it serves: wait on that line, not on a clock
+        for line in proc.stdout:
+            log.write(line)
+            if f"{url}/lab" in line:  # "... running at: http://127.0.0.1:PORT/lab?token=..."
                 break
-            except OSError:
-                time.sleep(0.1)
+        else:
+            log.flush()
+            pytest.fail("jupyter lab exited: " + (tmp_path / "lab.log").read_text()[-2000:])
+        copier = threading.Thread(target=lambda: [log.write(line) for line in proc.stdout], daemon=True)
+        copier.start()  # keep draining its output so the server never blocks on a full pipe
         yield url, token
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if copier is not None:
+            copier.join()  # the pipe is closed: the copy ends
         log.close()
 
 

@@ -1,5 +1,6 @@
 """The training loop: it learns, checkpoints round-trip, kills resume, NaNs stop it."""
-import time
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -82,14 +83,19 @@ def test_slow_checkpoints_are_written_less_often(tmp_path, digits, monkeypatch):
     """One-batch epochs shorter than a checkpoint write: saves are spaced to cap their share of time."""
     from lakt.core import train as train_lib
 
-    saves = []
+    saves, now = [], [0.0]
     real_save = train_lib.atomic_save
 
+    def clock():  # the loop's clock, virtual: each reading is 20 ms of training later
+        now[0] += 0.02
+        return now[0]
+
     def slow_save(obj, path):
-        time.sleep(0.05)
+        now[0] += 0.05  # a 50 ms write, whatever this machine's disk and speed
         saves.append(obj["epoch"])
         real_save(obj, path)
 
+    monkeypatch.setattr(train_lib, "time", SimpleNamespace(perf_counter=clock))
     monkeypatch.setattr(train_lib, "atomic_save", slow_save)
     tiny = digits.train.subset(data.per_class_subset(digits.train.y, 1, seed=0))  # 10 images: one batch
     run = dict(epochs=30, batch_size=32, device="cpu", progress=False)
