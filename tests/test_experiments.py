@@ -191,6 +191,21 @@ def test_cifar10_cpu_v2_preset_is_issue_13s_protocol():
     assert len({c.key for c in configs}) == len(configs)
 
 
+def test_fdjac_preset_pairs_with_v2s_runs():
+    """cifar10-cpu-v2-fdjac: Act + finite-difference Jacobians on v2's teacher, subsets and seeds, gamma on a grid."""
+    v2 = runs.preset("cifar10-cpu-v2")
+    configs = runs.preset("cifar10-cpu-v2-fdjac")
+    students = [c for c in configs if c.kind == "student"]
+    assert configs[0] == v2[0] and len(configs) == 1 + len(students) == 49  # the same teacher, no robustness runs
+    assert {c.method for c in students} == {"act+fdjac"} and {c.seed for c in students} == {0, 1, 2}
+    assert {c.jac_weight for c in students} == {0.1, 1.0, 10.0, 100.0} and {c.n_per_class for c in students} == {5, 10, 50, 100}
+    act = {(c.n_per_class, c.seed): c for c in v2 if c.kind == "student" and c.method == "act"}
+    for c in students:  # everything but the method and gamma is Act's: the pairs differ in the objective only
+        twin = act[(c.n_per_class, c.seed)]
+        assert (c.epochs, c.batch_size, c.validation, c.data, c.width) == (
+            twin.epochs, twin.batch_size, twin.validation, twin.data, twin.width)
+
+
 def test_new_fields_count_in_the_key_only_when_set():
     teacher = runs.RunConfig("teacher", width=0.25)
     assert {"augment", "validation", "kd_temperature", "kd_alpha", "at_weight"}.isdisjoint(

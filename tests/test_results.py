@@ -3,7 +3,8 @@
 Chapters 3 and 5 read it without the data; these checks make sure what they read is
 what the presets define: every committed run is one of ``cifar10-cpu``'s or
 ``cifar10-cpu-gamma``'s configs,
-stored under its own key, read back as finished by lakt, and small enough to commit.
+stored under its own key, read back as finished by lakt, and small enough to commit
+(histories thinned to at most ``HISTORY_ROWS`` epochs, the first and last kept).
 """
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ from lakt import runs
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 # CPU sweeps (issue 4, the gamma follow-up) and the first GPU part of issue 13's (v2, paper scale)
-COMMITTED_PRESETS = ("cifar10-cpu", "cifar10-cpu-gamma", "cifar10-cpu-v2", "paper-gpu")
+COMMITTED_PRESETS = ("cifar10-cpu", "cifar10-cpu-gamma", "cifar10-cpu-v2", "cifar10-cpu-v2-fdjac", "paper-gpu")
 
 
 def committed_metrics():
@@ -52,3 +53,24 @@ def _tracked(prefix: str) -> bool:
 
     out = subprocess.run(["git", "ls-files", prefix], cwd=RESULTS.parent, capture_output=True, text=True)
     return any(line.endswith("model.pt") for line in out.stdout.splitlines())
+
+
+def test_thin_history_keeps_first_and_last_evenly_spaced():
+    from lakt.runs.cache import HISTORY_ROWS, thin_history
+
+    history = [{"epoch": e} for e in range(1, 601)]
+    thin = thin_history(history)
+    assert len(thin) == HISTORY_ROWS and thin[0]["epoch"] == 1 and thin[-1]["epoch"] == 600
+    gaps = {b["epoch"] - a["epoch"] for a, b in zip(thin, thin[1:])}
+    assert gaps <= {10, 11}  # evenly spaced
+    assert thin_history(history[:7]) == history[:7]
+
+
+def test_committed_histories_are_thin():
+    from lakt.runs.cache import HISTORY_ROWS
+
+    for path in committed_metrics():
+        metrics = json.loads(path.read_text())
+        history = metrics["history"]
+        assert len(history) <= HISTORY_ROWS, f"{path}: run tools/thin_histories.py results"
+        assert history[-1]["epoch"] == metrics["config"]["epochs"], path

@@ -60,3 +60,11 @@ def test_runs_without_validation_are_refused():
     table.loc[0, "val_acc"] = math.nan
     with pytest.raises(LaktError, match="no val_acc"):
         selection.choose(table)
+
+
+def test_transfer_table_has_the_paper_rows_as_specified_then_the_choices():
+    table = selection.transfer_table(_table())
+    assert list(table.index) == ["ce", "act+jac", "act+jac (γ=10)", "kd (T=4 α=0.5)"]
+    assert table.loc["act+jac", ("mean", 5)] == 70.5  # gamma 1: the paper's constants
+    assert table.loc["act+jac (γ=10)", ("mean", 5)] == 65.5 and table.loc["act+jac (γ=10)", ("seeds", 500)] == 2
+    assert table.loc["ce", ("text", 5)] == "40.55 ± 0.71"

@@ -136,6 +136,7 @@ TARGETS = (  # (what, method, teacher mode, column, limit), checked on every (mo
     ("Jac+CE step vs CE", "jac+ce", "cached", "ratio_to_ce", 2.0),
     ("Act step vs CE (cached teacher)", "act", "cached", "ratio_to_ce", 1.1),
     ("Act+FDJac+CE step vs CE (cached teacher)", "act+fdjac+ce", "cached", "ratio_to_ce", 1.3),
+    ("the same, 1/8 of the batch moved", "act+fdjac+ce@0.125", "cached", "ratio_to_ce", 1.3),
 )
 MEMORY_LIMIT = 3.0
 

@@ -150,3 +150,46 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
     return fig
 
 
+
+
+def plot_validation_curves(curves: pd.DataFrame, chosen: pd.Series | None = None, *, title: str = ""):
+    """One panel per tuned method: validation accuracy against the knob's grid value.
+
+    ``curves``: :func:`lakt.analysis.selection.validation_curves` (rows (method, setting),
+    a column per size and ``pooled``). Thin lines: each size ≤ 100 per class; thick black:
+    the pooled mean that decides; the ring marks ``chosen`` (:func:`selection.choose`'s
+    ``setting`` column). Methods with a single setting (no knob) are left out.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    tuned = [m for m in dict.fromkeys(curves.index.get_level_values("method")) if len(curves.loc[m]) > 1]
+    sizes = [c for c in curves.columns if isinstance(c, int) and c <= 100]
+    cols = min(3, max(1, len(tuned)))
+    rows = -(-len(tuned) // cols)
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(rows, cols, figsize=(BOOK_WIDTH, 2.6 * rows + 0.9), squeeze=False)
+    colors = dict(zip(sizes, _palette("crest", len(sizes))))
+    for ax, method in zip(axes.ravel(), tuned):
+        curve = curves.loc[method]
+        x = range(len(curve))
+        for n in sizes:
+            ax.plot(x, curve[n], color=colors[n], lw=1, marker=".", label=f"{n} per class")
+        ax.plot(x, curve["pooled"], color="black", lw=2.2, marker="o", ms=4, label="pooled (decides)")
+        if chosen is not None and method in chosen.index:
+            at = list(curve.index).index(chosen[method])
+            ax.plot([at], [curve["pooled"].iloc[at]], "o", ms=11, mfc="none", mec="tab:red", mew=2, label="chosen")
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(list(curve.index), rotation=30 if len(curve) > 4 else 0, ha="right" if len(curve) > 4 else "center",
+                           fontsize=9)
+        ax.set_title(method_label(method) if method in PAPER_METHODS else method, fontsize=10)
+    for ax in axes.ravel()[len(tuned):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("validation accuracy (%)")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig

@@ -8,7 +8,8 @@ images. Here, per method:
 * :func:`validation_curves` -- mean validation accuracy of each grid value, per size and
   pooled over the sizes <= ``max_size`` (the chapter plots these);
 * :func:`choose` -- the value with the best pooled mean validation accuracy;
-* :func:`chosen_results` -- test accuracy (mean, std over seeds) at the chosen value only.
+* :func:`chosen_results` -- test accuracy (mean, std over seeds) at the chosen value only;
+* :func:`transfer_table` -- Table 1: the paper's methods as specified, then the chosen values.
 
 One value per method, pooled over the low-data sizes (<= 100 per class, where the
 paper's claims live), rather than one per method and size: it is what a user would
@@ -103,3 +104,33 @@ def chosen_results(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     out.columns = out.columns.set_levels([int(c) for c in out.columns.levels[1]], level=1)
     order = [r for r in dict.fromkeys(at["row"])]
     return out.loc[order]
+
+
+def transfer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
+    """Table 1 from a run table: the paper's six methods as it specifies them, then each tuned method at its choice.
+
+    Rows: the paper's methods with every constant 1 (γ = 1), named as :func:`lakt.analysis.paper.table1`
+    names them so the two tables line up; then "method (setting)" for each method whose
+    validation-chosen setting (:func:`choose`) is not already such a row. Columns
+    (stat, n_per_class) with stats mean, std (over seeds), text ("mean ± std") and seeds,
+    like :func:`lakt.analysis.report.transfer_table`.
+    """
+    from ..core.methods import PAPER_METHODS
+    from .report import _wide
+
+    students = _with_settings(table)
+    picks = choose(table, max_size)["setting"]
+    specified = students["method"].isin(PAPER_METHODS) & students["setting"].isin(["", "γ=1"])
+    label = pd.Series(students["method"].where(specified), index=students.index)
+    for method, setting in picks.items():
+        if setting and not (method in PAPER_METHODS and setting == "γ=1"):
+            at = (students["method"] == method) & (students["setting"] == setting)
+            label[at] = f"{method} ({setting})"
+    students = students.assign(row=label).dropna(subset=["row"])
+    long = (students.groupby(["row", "n_per_class"])["test_acc"]
+            .agg(mean="mean", std="std", seeds="count").reset_index())
+    long["n_per_class"] = long["n_per_class"].astype(int)
+    wide = _wide(long, "row", "n_per_class")
+    order = [m for m in PAPER_METHODS if m in wide.index] + [r for r in dict.fromkeys(label.dropna())
+                                                             if r not in PAPER_METHODS]
+    return wide.reindex(order).rename_axis("method")

@@ -9,7 +9,8 @@ typed by hand. Four words only:
 * **partly** -- true in some of the cases the claim covers, not all;
 * **does not hold** -- the measurement contradicts it, or shows no effect beyond the spread
   (a tie is no evidence for "A beats B");
-* **not testable here** -- the data or runs it needs are not available (CIFAR-100; Hinton KD).
+* **not testable here** -- the data or runs it needs are not available (CIFAR-100), or a
+  comparison has one seed and so no spread to call it against.
 
 Question letters are the book's everywhere: (a) distillation beats CE at ≤ 100 examples per
 class, (b) Act+Jac beats Act there, (c) a larger Jacobian penalty flattens the
@@ -178,3 +179,14 @@ def mark_batch_coupled(frame: pd.DataFrame, preset: str, configs=()) -> pd.DataF
 def batch_coupled_note(preset: str, configs=()) -> str:
     """The caption line that explains the †, or "" when the runs are per-sample."""
     return f" † {BATCH_COUPLED_NOTE}." if batch_coupled(preset, configs) else ""
+
+
+def answer_cell(summary: pd.DataFrame, question: str) -> tuple[str, str]:
+    """(word, text) of one question from :func:`lakt.analysis.answers.summary` (paired by seed, spread-aware)."""
+    if question not in summary.index:
+        return "not testable here", "not testable here (no runs)"
+    s = summary.loc[question]
+    word = s["answer"]
+    text = (f"{s['holds']} of {s['comparisons']} comparisons hold, {s['partly']} partly, "
+            f"{s['does not hold']} do not" + (f", {s['not called']} not called (one seed)" if s["not called"] else ""))
+    return word, f"{word}: {text}" if word != "not testable here" else f"not testable here ({text})"

@@ -6,7 +6,9 @@ started again skips every run that has finished and resumes a killed one from it
 
 * ``config.json``  -- the configuration (written first);
 * ``metrics.json`` -- test accuracy, history, noise curve...; written last, atomically,
-  so its presence means "done";
+  so its presence means "done". The history keeps at most :data:`HISTORY_ROWS` epochs
+  (evenly spaced, first and last always), so a 600-epoch student is not 150 KB of a
+  committed results folder;
 * ``model.pt``     -- weights (teachers and robustness nets; students on request);
 * ``progress.pt``  -- per-epoch checkpoint while running (resume after a kill);
 * ``.claim``       -- held by the process running it (two sweeps never run it twice).
@@ -39,6 +41,7 @@ from ..core.files import (StorageError, append_line, atomic_write_json, load_ten
                           unwritable)
 from .claims import claimed, remove_temporaries
 
+HISTORY_ROWS = 60
 _LOADED: dict[str, set[str]] = {}  # dataset kind -> fingerprints of the data this process has loaded
 
 
@@ -254,7 +257,7 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
                   on_epoch=lambda row: claim.heartbeat(), channels_last=config.channels_last,
                   augment=config.augment, validation=validation)
     metrics = {"key": config.key, "name": config.name, "config": config.to_dict(),
-               "test_acc": history[-1]["test_acc"], "train_size": len(train), "history": history,
+               "test_acc": history[-1]["test_acc"], "train_size": len(train), "history": thin_history(history),
                "seconds": time.perf_counter() - began, "device": _device_name(device),
                "torch": torch.__version__, "dataset_name": ds.name, "teacher_acc": teacher_acc}
     if validation is not None:
@@ -268,6 +271,14 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     (folder / "progress.pt").unlink(missing_ok=True)
     _log(results, "finish", config)
     return metrics
+
+
+def thin_history(history: list[dict], rows: int = HISTORY_ROWS) -> list[dict]:
+    """At most ``rows`` of ``history``, evenly spaced by index, the first and the last always kept."""
+    if len(history) <= rows:
+        return list(history)
+    picks = sorted({round(i * (len(history) - 1) / (rows - 1)) for i in range(rows)})
+    return [history[i] for i in picks]
 
 
 def _check_space(config: RunConfig, folder: Path, ds) -> None:

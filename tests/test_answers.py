@@ -1,0 +1,91 @@
+"""Questions (a), (b), (d) answered from a run table: hand-made runs whose answers are known."""
+import math
+
+import pandas as pd
+import pytest
+
+from lakt.analysis import answers, selection
+from lakt.core.errors import LaktError
+
+
+def _row(method, n, seed, test, val=50.0, **knobs):
+    base = {k: math.nan for k in selection.KNOBS}
+    return {"method": method, "n_per_class": n, "seed": seed, "val_acc": val, "test_acc": test, **base, **knobs}
+
+
+def _table(seeds=(0, 1, 2)):
+    """CE at 40 + seed; Act 3 points above it at every seed (a clean win); Act+Jac at γ=1
+    equal to Act +- 1 by seed (a tie: mean 0, spread 1); at γ=100 chosen on validation and
+    2 points above Act with spread 0.5 at 5 and 10 per class, and 0.2 below with spread 1 at
+    50; KD (T=4 chosen on validation, test worse than T=1) 1 point below Act everywhere."""
+    rows = []
+    wobble = {0: -1.0, 1: 0.0, 2: 1.0}
+    for seed in seeds:
+        for n in (5, 10, 50, 500):
+            ce = 40 + seed
+            rows += [_row("ce", n, seed, ce), _row("act", n, seed, ce + 3)]
+            rows.append(_row("act+jac", n, seed, ce + 3 + wobble[seed], val=50, jac_weight=1.0))
+            gain = -0.2 + wobble[seed] if n == 50 else 2 + wobble[seed] / 2
+            rows.append(_row("act+jac", n, seed, ce + 3 + gain, val=60, jac_weight=100.0))
+            rows.append(_row("kd", n, seed, ce + 2, val=55, kd_temperature=4.0, kd_alpha=0.9))
+            rows.append(_row("kd", n, seed, ce + 9, val=54, kd_temperature=1.0, kd_alpha=0.9))
+    return pd.DataFrame(rows)
+
+
+def test_comparisons_use_the_validation_choice_and_the_specified_setting():
+    pairs = answers.comparisons(_table())
+    assert ("b", ("act+jac", "γ=1"), ("act", "")) in pairs  # as the paper specifies it
+    assert ("b", ("act+jac", "γ=100"), ("act", "")) in pairs  # chosen on validation
+    assert ("d", ("act", ""), ("kd", "T=4 α=0.9")) in pairs  # KD at its validation choice, not T=1's test best
+    assert ("a", ("act+jac", "γ=100"), ("ce", "")) in pairs and ("a", ("act", ""), ("ce", "")) in pairs
+
+
+def test_paired_differences_and_their_calls():
+    d = answers.paired(_table(), ("act+jac", "γ=100"), ("act", ""))
+    assert list(d.index) == [5, 10, 50]  # 500 per class is above the question's range
+    assert d.loc[5, "mean"] == pytest.approx(2.0) and d.loc[5, "std"] == pytest.approx(0.5)
+    assert list(d["outcome"]) == ["win", "win", "tie"]
+    tie = answers.paired(_table(), ("act+jac", "γ=1"), ("act", ""))
+    assert list(tie["outcome"]) == ["tie"] * 3 and tie["std"].tolist() == pytest.approx([1.0] * 3)
+
+
+def test_answer_table_and_summary():
+    table = answers.answer_table(_table())
+    row = table.loc[("(b)", "Act+Jac (γ=100, chosen) − Act")]
+    assert (row["wins"], row["losses"], row["ties"], row["verdict"]) == (2, 0, 1, "holds")
+    assert row[5] == "+2.00 ± 0.50 (3)"
+    assert table.loc[("(b)", "Act+Jac (γ=1) − Act"), "verdict"] == "does not hold"
+    kd = table.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)")]
+    assert (kd["wins"], kd["verdict"]) == (3, "holds") and kd["mean"] == pytest.approx(1.0)
+    summary = answers.summary(table)
+    assert summary.loc["(b)", "answer"] == "partly"  # holds at the chosen γ, not as specified
+    assert summary.loc["(a)", "answer"] == "holds" and summary.loc["(d)", "answer"] == "holds"
+
+
+def test_one_seed_is_never_called():
+    table = answers.answer_table(_table(seeds=(0,)))
+    assert (table["uncalled"] == 3).all() and set(table["verdict"]) == {"not testable here"}
+    assert table.loc[("(a)", "Act − CE"), 5] == "+3.00 (1)"
+    assert set(answers.summary(table)["answer"]) == {"not testable here"}
+
+
+def test_no_verdict_until_every_size_has_a_spread():
+    table = _table()
+    late = (table["n_per_class"] == 50) & (table["seed"] > 0)  # sizes 5 and 10 have 3 seeds, 50 has one
+    answered = answers.answer_table(table[~late])
+    row = answered.loc[("(b)", "Act+Jac (γ=100, chosen) − Act")]
+    assert (row["wins"], row["uncalled"], row["verdict"]) == (2, 1, "not testable here")
+
+
+def test_a_table_without_the_rows_is_refused():
+    with pytest.raises(LaktError, match="needs CE, Act"):
+        answers.answer_table(pd.DataFrame([_row("act", 5, 0, 50.0)]))
+
+
+def test_verdict_page_cell():
+    from lakt.analysis import verdicts
+
+    summary = answers.summary(answers.answer_table(_table()))
+    word, text = verdicts.answer_cell(summary, "(b)")
+    assert word == "partly" and text.startswith("partly: 1 of 2 comparisons hold, 0 partly, 1 do not")
+    assert verdicts.answer_cell(summary, "(c)") == ("not testable here", "not testable here (no runs)")
