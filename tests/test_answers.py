@@ -53,7 +53,8 @@ def test_answer_table_and_summary():
     table = answers.answer_table(_table())
     row = table.loc[("(b)", "Act+Jac (γ=100, chosen) − Act")]
     assert (row["wins"], row["losses"], row["ties"], row["verdict"]) == (2, 0, 1, "holds")
-    assert row[5] == "+2.00 ± 0.50 (3)"
+    assert row[5] == "+2.00 ± 0.50" and row["seeds"] == "3"
+    assert answers.shown(table).loc[("(b)", "Act+Jac (γ=100, chosen) − Act"), "won–lost–tied"] == "2–0–1"
     assert table.loc[("(b)", "Act+Jac (γ=1) − Act"), "verdict"] == "does not hold"
     kd = table.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)")]
     assert (kd["wins"], kd["verdict"]) == (3, "holds") and kd["mean"] == pytest.approx(1.0)
@@ -65,7 +66,7 @@ def test_answer_table_and_summary():
 def test_one_seed_is_never_called():
     table = answers.answer_table(_table(seeds=(0,)))
     assert (table["uncalled"] == 3).all() and set(table["verdict"]) == {"not testable here"}
-    assert table.loc[("(a)", "Act − CE"), 5] == "+3.00 (1)"
+    assert table.loc[("(a)", "Act − CE"), 5] == "+3.00" and table.loc[("(a)", "Act − CE"), "seeds"] == "1"
     assert set(answers.summary(table)["answer"]) == {"not testable here"}
 
 
@@ -74,7 +75,7 @@ def test_no_verdict_until_every_size_has_a_spread():
     late = (table["n_per_class"] == 50) & (table["seed"] > 0)  # sizes 5 and 10 have 3 seeds, 50 has one
     answered = answers.answer_table(table[~late])
     row = answered.loc[("(b)", "Act+Jac (γ=100, chosen) − Act")]
-    assert (row["wins"], row["uncalled"], row["verdict"]) == (2, 1, "not testable here")
+    assert (row["wins"], row["uncalled"], row["verdict"], row["seeds"]) == (2, 1, "not testable here", "1–3")
 
 
 def test_a_table_without_the_rows_is_refused():

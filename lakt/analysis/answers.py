@@ -96,33 +96,46 @@ def paired(table: pd.DataFrame, a: tuple, b: tuple, max_size: int = 100) -> pd.D
     return pd.DataFrame(rows, columns=["n_per_class", "mean", "std", "seeds", "outcome"]).set_index("n_per_class")
 
 
-def answer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
-    """One row per comparison: question, "A − B", mean ± std per size, the tally and the word.
+def comparison_row(table: pd.DataFrame, a: tuple, b: tuple, max_size: int = 100) -> dict:
+    """One comparison A − B as a row: mean ± std per size, seeds, the tally and the word.
 
-    Columns: ``question``, one column per size (text "mean ± std (k)"), ``wins``,
-    ``losses``, ``ties``, ``uncalled`` (sizes with one seed), ``mean`` (over sizes) and
-    ``verdict`` (*not testable here* while any size is uncalled).
+    Keys: one per size (text "mean ± std", just the mean with one seed), ``seeds`` (the
+    number of seeds, or "k–m" when sizes differ), ``wins``, ``losses``, ``ties``,
+    ``uncalled`` (sizes with one seed), ``mean`` (over sizes) and ``verdict`` (*not
+    testable here* while any size is uncalled).
     """
+    d = paired(table, a, b, max_size)
+    row = {}
+    for n, r in d.iterrows():
+        row[int(n)] = f"{r['mean']:+.2f}" + (f" ± {r['std']:.2f}" if r["seeds"] > 1 else "")
+    seeds = sorted(set(d["seeds"].astype(int)))
+    counts = d["outcome"].value_counts()
+    wins, losses, ties = (int(counts.get(k, 0)) for k in ("win", "loss", "tie"))
+    row.update(seeds=f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}", wins=wins, losses=losses,
+               ties=ties, uncalled=int(counts.get("no spread", 0)), mean=d["mean"].mean(),
+               verdict=verdict(wins, losses, ties) if "no spread" not in counts else "not testable here")
+    return row
+
+
+def answer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
+    """One row per comparison of :func:`comparisons`: index (question, "A − B"), columns of :func:`comparison_row`."""
     picks = choose(table, max_size)
     tuned = {m: s for m, s, n in zip(picks.index, picks["setting"], picks["values"]) if n > 1}
     rows = []
     for question, a, b in comparisons(table, max_size):
-        d = paired(table, a, b, max_size)
         label = f"{_label(*a, chosen=tuned.get(a[0]) == a[1])} − {_label(*b, chosen=tuned.get(b[0]) == b[1])}"
-        row = {"question": f"({question})", "comparison": label}
-        for n, r in d.iterrows():
-            spread = f" ± {r['std']:.2f}" if r["seeds"] > 1 else ""
-            row[n] = f"{r['mean']:+.2f}{spread} ({int(r['seeds'])})"
-        counts = d["outcome"].value_counts()
-        wins, losses, ties = (int(counts.get(k, 0)) for k in ("win", "loss", "tie"))
-        row.update(wins=wins, losses=losses, ties=ties, uncalled=int(counts.get("no spread", 0)),
-                   mean=d["mean"].mean(),
-                   verdict=verdict(wins, losses, ties) if "no spread" not in counts else "not testable here")
-        rows.append(row)
+        rows.append({"question": f"({question})", "comparison": label, **comparison_row(table, a, b, max_size)})
     require(rows, "no comparison has runs on both sides: the table needs CE, Act, Act+Jac or KD students")
     frame = pd.DataFrame(rows).set_index(["question", "comparison"])
     sizes = sorted(c for c in frame.columns if isinstance(c, int))
-    return frame[sizes + ["wins", "losses", "ties", "uncalled", "mean", "verdict"]]
+    return frame[sizes + ["seeds", "wins", "losses", "ties", "uncalled", "mean", "verdict"]]
+
+
+def shown(answers: pd.DataFrame) -> pd.DataFrame:
+    """The table for a page: the size columns, seeds, "wins–losses–ties" and the word."""
+    sizes = [c for c in answers.columns if isinstance(c, int)]
+    tally = [f"{w}–{l}–{t}" for w, l, t in zip(answers["wins"], answers["losses"], answers["ties"])]
+    return answers[sizes + ["seeds"]].assign(**{"won–lost–tied": tally, "verdict": answers["verdict"]})
 
 
 def summary(answers: pd.DataFrame) -> pd.DataFrame:

@@ -152,6 +152,11 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
 
 
 
+SHORT_NAMES = {"ce": "CE", "act": "Act", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac": "Act+Jac",
+               "act+jac+ce": "Act+Jac+CE", "noisy-act": "Noisy Act", "kd": "Hinton KD", "at+ce": "AT+CE",
+               "act+fdjac": "Act+FDJac"}
+
+
 def plot_validation_curves(curves: pd.DataFrame, chosen: pd.Series | None = None, *, title: str = ""):
     """One panel per tuned method: validation accuracy against the knob's grid value.
 
@@ -168,7 +173,7 @@ def plot_validation_curves(curves: pd.DataFrame, chosen: pd.Series | None = None
     cols = min(3, max(1, len(tuned)))
     rows = -(-len(tuned) // cols)
     with sns.axes_style("whitegrid"):
-        fig, axes = plt.subplots(rows, cols, figsize=(BOOK_WIDTH, 2.6 * rows + 0.9), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(BOOK_WIDTH - 0.3, 2.6 * rows + 1.2), squeeze=False)
     colors = dict(zip(sizes, _palette("crest", len(sizes))))
     for ax, method in zip(axes.ravel(), tuned):
         curve = curves.loc[method]
@@ -179,17 +184,19 @@ def plot_validation_curves(curves: pd.DataFrame, chosen: pd.Series | None = None
         if chosen is not None and method in chosen.index:
             at = list(curve.index).index(chosen[method])
             ax.plot([at], [curve["pooled"].iloc[at]], "o", ms=11, mfc="none", mec="tab:red", mew=2, label="chosen")
+        pairs = [[kv.split("=") for kv in setting.split()] for setting in curve.index]  # "T=4 α=0.9" -> knobs, values
         ax.set_xticks(list(x))
-        ax.set_xticklabels(list(curve.index), rotation=30 if len(curve) > 4 else 0, ha="right" if len(curve) > 4 else "center",
-                           fontsize=9)
-        ax.set_title(method_label(method) if method in PAPER_METHODS else method, fontsize=10)
+        ax.set_xticklabels([", ".join(v for _, v in p) for p in pairs], fontsize=9,
+                           rotation=30 if len(curve) > 4 else 0, ha="right" if len(curve) > 4 else "center")
+        ax.set_xlabel(", ".join(k for k, _ in pairs[0]))
+        ax.set_title(SHORT_NAMES.get(method, method), fontsize=10)
     for ax in axes.ravel()[len(tuned):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("validation accuracy (%)")
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False, fontsize=9)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, fontsize=9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
