@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..core.errors import require
 from .readings import verdict
+from .figures import SHORT_NAMES
 from .selection import _with_settings, choose
 
 QUESTIONS = {
@@ -37,13 +38,10 @@ QUESTIONS = {
     "b": "Does Act+Jac beat Act at ≤ 100 examples per class (as specified, and at the validation-chosen γ)?",
     "d": "Does squared-error distillation beat Hinton KD, as the paper says?",
 }
-_NAMES = {"ce": "CE", "act": "Act", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac": "Act+Jac",
-          "act+jac+ce": "Act+Jac+CE", "noisy-act": "Noisy Act", "kd": "KD", "at+ce": "AT+CE",
-          "act+fdjac": "Act+FDJac"}
 
 
 def _label(method: str, setting: str, chosen: bool) -> str:
-    name = _NAMES.get(method, method)
+    name = SHORT_NAMES.get(method, method)
     if not setting:
         return name
     return f"{name} ({setting}{', chosen' if chosen else ''})"

@@ -153,7 +153,7 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
 
 
 SHORT_NAMES = {"ce": "CE", "act": "Act", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac": "Act+Jac",
-               "act+jac+ce": "Act+Jac+CE", "noisy-act": "Noisy Act", "kd": "Hinton KD", "at+ce": "AT+CE",
+               "act+jac+ce": "Act+Jac+CE", "noisy-act": "Noisy Act", "kd": "KD", "at+ce": "AT+CE",
                "act+fdjac": "Act+FDJac"}
 
 
