@@ -1,4 +1,4 @@
-"""Questions (a), (b), (d) answered from a run table: hand-made runs whose answers are known."""
+"""The four questions answered from runs: hand-made run tables and noise curves whose answers are known."""
 import math
 
 import pandas as pd
@@ -90,3 +90,40 @@ def test_verdict_page_cell():
     word, text = verdicts.answer_cell(summary, "(b)")
     assert word == "partly" and text.startswith("partly: 1 of 2 comparisons hold, 0 partly, 1 do not")
     assert verdicts.answer_cell(summary, "(c)") == ("not testable here", "not testable here (no runs)")
+
+
+def _curves(seeds=(0, 1)):
+    """Noise curves of robust runs. The unpenalised net loses 40σ points from σ = 0; penalty 1
+    starts a point lower and loses 20σ − w (w = ∓0.25 by seed): 20σ fewer points, spread
+    0.3536; penalty 0.01 loses 40σ ± 0.5 by seed: no fewer points, a tie at every σ."""
+    rows = []
+    w = {0: -0.25, 1: 0.25}
+    for seed in seeds:
+        for sigma in (0.0, 0.1, 0.2):
+            lost = {0.0: 40 * sigma, 0.01: 40 * sigma + (2 * w[seed] if sigma else 0.0),
+                    1.0: 20 * sigma - (w[seed] if sigma else 0.0)}
+            for penalty, points in lost.items():
+                clean = 60.0 + seed - (1.0 if penalty == 1.0 else 0.0)
+                rows.append({"penalty": penalty, "seed": seed, "sigma": sigma, "acc": clean - points})
+    return pd.DataFrame(rows)
+
+
+def test_flattening_is_points_lost_paired_by_seed():
+    d = answers.flattening(_curves(), 1.0)
+    assert list(d.index) == [0.1, 0.2]  # σ = 0 is the reference, not a cell
+    assert d["mean"].tolist() == pytest.approx([2.0, 4.0]) and d["std"].tolist() == pytest.approx([0.3536] * 2, abs=1e-4)
+    assert list(d["outcome"]) == ["win", "win"]  # the lower clean accuracy does not count against it
+    tie = answers.flattening(_curves(), 0.01)
+    assert tie["mean"].tolist() == pytest.approx([0.0, 0.0]) and list(tie["outcome"]) == ["tie", "tie"]
+
+
+def test_question_c_rows_and_answer():
+    table = answers.flattening_table(_curves())
+    assert list(table.index.get_level_values("comparison")) == ["penalty 0.01 − penalty 0", "penalty 1 − penalty 0"]
+    row = table.loc[("(c)", "penalty 1 − penalty 0")]
+    assert (row["σ=0.1"], row["wins"], row["verdict"]) == ("+2.00 ± 0.35", 2, "holds")
+    assert table.loc[("(c)", "penalty 0.01 − penalty 0"), "verdict"] == "does not hold"
+    assert answers.summary(table).loc["(c)", "answer"] == "partly"  # (c) holds only when every penalty flattens
+    assert answers.shown(table).loc[("(c)", "penalty 1 − penalty 0"), "won–lost–tied"] == "2–0–0"
+    one = answers.flattening_table(_curves(seeds=(0,)))
+    assert set(one["verdict"]) == {"not testable here"} and (one["uncalled"] == 2).all()

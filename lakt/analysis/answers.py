@@ -1,4 +1,4 @@
-"""Questions (a), (b) and (d) of the stronger reproduction, answered from its run table (issue 13, point 5).
+"""The four questions of the stronger reproduction, answered from its runs (issue 13, point 5).
 
 Each question is a set of comparisons "A − B" between two (method, setting) rows:
 
@@ -10,19 +10,23 @@ Each question is a set of comparisons "A − B" between two (method, setting) ro
 * (d) does squared-error distillation beat Hinton KD, as the paper says it "worked much
   better" -- Act and Act+CE against KD at its validation-chosen T and α.
 
-(c), the noise curves of Table 3, is read in chapter 5 (:func:`lakt.analysis.readings.robustness_verdict`).
+* (c) does a Jacobian-norm penalty flatten the accuracy-vs-noise curve (Table 3, the
+  paper's "higher regularization strengths is better for robustness") -- each penalty
+  λ > 0 against λ = 0, per noise level σ > 0: the points the unpenalised net loses from
+  σ = 0 to σ minus the points the penalised one loses (:func:`flattening`).
 
 A comparison is **paired by seed**: for one seed both runs trained on the same nested
-subset from the same initialisation, so per (size, seed) the difference removes what the
-two share, and its mean ± std over seeds is the measurement. A size counts as a win (or
-loss) only when |mean| exceeds that std -- inside the spread it is a tie, never a win --
-and a comparison with fewer than two seeds at a size has no spread, so that size is not
-called. The word per comparison is :func:`lakt.analysis.readings.verdict`'s (*holds*: wins
+subset (for (c): the same training images) from the same initialisation, so per (cell,
+seed) the difference removes what the two share, and its mean ± std over seeds is the
+measurement; a cell is a size for (a), (b), (d) and a noise level for (c). A cell counts
+as a win (or loss) only when |mean| exceeds that std -- inside the spread it is a tie,
+never a win -- and a cell with fewer than two seeds has no spread, so it is not called. The word per comparison is :func:`lakt.analysis.readings.verdict`'s (*holds*: wins
 at half the sizes or more and loses none), given only once every size is called -- a
 half-finished sweep answers nothing rather than answering from its first sizes.
 
-Input: a table like :func:`lakt.runs.cache.collect`'s (one row per finished student,
-with ``val_acc``), e.g. the ``cifar10-cpu-v2`` runs.
+Input: for (a), (b), (d) a table like :func:`lakt.runs.cache.collect`'s (one row per
+finished student, with ``val_acc``), e.g. the ``cifar10-cpu-v2`` runs; for (c) the noise
+curves of the finished robust runs (:func:`noise_curves`).
 """
 from __future__ import annotations
 
@@ -31,11 +35,12 @@ import pandas as pd
 from ..core.errors import require
 from .readings import verdict
 from .figures import SHORT_NAMES
-from .selection import _with_settings, choose
+from .selection import choose, with_settings
 
 QUESTIONS = {
     "a": "Does any distillation beat CE at ≤ 100 examples per class?",
     "b": "Does Act+Jac beat Act at ≤ 100 examples per class (as specified, and at the validation-chosen γ)?",
+    "c": "Does a Jacobian-norm penalty flatten the accuracy-vs-noise curve (Table 3)?",
     "d": "Does squared-error distillation beat Hinton KD, as the paper says?",
 }
 
@@ -49,7 +54,7 @@ def _label(method: str, setting: str, chosen: bool) -> str:
 
 def comparisons(table: pd.DataFrame, max_size: int = 100) -> list[tuple[str, tuple, tuple]]:
     """The (question, (method A, setting A), (method B, setting B)) pairs the table has runs for."""
-    students = _with_settings(table)
+    students = with_settings(table)
     have = set(students["method"])
     picks = choose(table, max_size)["setting"].to_dict()
 
@@ -75,23 +80,27 @@ def comparisons(table: pd.DataFrame, max_size: int = 100) -> list[tuple[str, tup
 
 def paired(table: pd.DataFrame, a: tuple, b: tuple, max_size: int = 100) -> pd.DataFrame:
     """A − B per size ≤ ``max_size``, paired by seed: columns mean, std, seeds, outcome (index n_per_class)."""
-    students = _with_settings(table)
+    students = with_settings(table)
     students = students[students["n_per_class"] <= max_size]
 
     def acc(method, setting):
         rows = students[(students["method"] == method) & (students["setting"] == setting)]
         return rows.set_index(["n_per_class", "seed"])["test_acc"]
 
-    diff = (acc(*a) - acc(*b)).dropna()
+    return _per_cell((acc(*a) - acc(*b)).dropna(), "n_per_class")
+
+
+def _per_cell(diff: pd.Series, cell: str) -> pd.DataFrame:
+    """A difference indexed (cell, seed) -> per cell: mean, std and number of seeds, and the outcome."""
     rows = []
-    for n, d in diff.groupby(level="n_per_class"):
+    for key, d in diff.groupby(level=cell):
         mean, std, seeds = d.mean(), d.std(ddof=1), len(d)
         if seeds < 2:
             outcome = "no spread"
         else:
             outcome = "tie" if abs(mean) <= std else ("win" if mean > 0 else "loss")
-        rows.append({"n_per_class": int(n), "mean": mean, "std": std, "seeds": seeds, "outcome": outcome})
-    return pd.DataFrame(rows, columns=["n_per_class", "mean", "std", "seeds", "outcome"]).set_index("n_per_class")
+        rows.append({cell: key, "mean": mean, "std": std, "seeds": seeds, "outcome": outcome})
+    return pd.DataFrame(rows, columns=[cell, "mean", "std", "seeds", "outcome"]).set_index(cell)
 
 
 def comparison_row(table: pd.DataFrame, a: tuple, b: tuple, max_size: int = 100) -> dict:
@@ -102,10 +111,14 @@ def comparison_row(table: pd.DataFrame, a: tuple, b: tuple, max_size: int = 100)
     ``uncalled`` (sizes with one seed), ``mean`` (over sizes) and ``verdict`` (*not
     testable here* while any size is uncalled).
     """
-    d = paired(table, a, b, max_size)
+    return _tally(paired(table, a, b, max_size), int)
+
+
+def _tally(d: pd.DataFrame, key=int) -> dict:
+    """:func:`_per_cell`'s frame as one row: text per cell (keyed ``key(cell)``), seeds, counts, word."""
     row = {}
-    for n, r in d.iterrows():
-        row[int(n)] = f"{r['mean']:+.2f}" + (f" ± {r['std']:.2f}" if r["seeds"] > 1 else "")
+    for cell, r in d.iterrows():
+        row[key(cell)] = f"{r['mean']:+.2f}" + (f" ± {r['std']:.2f}" if r["seeds"] > 1 else "")
     seeds = sorted(set(d["seeds"].astype(int)))
     counts = d["outcome"].value_counts()
     wins, losses, ties = (int(counts.get(k, 0)) for k in ("win", "loss", "tie"))
@@ -113,6 +126,50 @@ def comparison_row(table: pd.DataFrame, a: tuple, b: tuple, max_size: int = 100)
                ties=ties, uncalled=int(counts.get("no spread", 0)), mean=d["mean"].mean(),
                verdict=verdict(wins, losses, ties) if "no spread" not in counts else "not testable here")
     return row
+
+
+def noise_curves(configs, results) -> pd.DataFrame:
+    """Accuracy under input noise of each finished robust run: columns penalty, seed, sigma, acc.
+
+    ``acc`` is the run's mean over its noise draws at that σ (one value at σ = 0, where
+    nothing is drawn). Reads ``results`` only.
+    """
+    from ..runs import finished
+
+    rows = [{"penalty": c.penalty, "seed": c.seed, "sigma": r["sigma"], "acc": r["mean"]}
+            for c, m in finished([c for c in configs if c.kind == "robust"], results) for r in m["noise"]]
+    require(rows, "no finished robust runs among these configs; run them with `lakt sweep --preset PRESET`")
+    return pd.DataFrame(rows)
+
+
+def flattening(curves: pd.DataFrame, penalty: float, baseline: float = 0.0) -> pd.DataFrame:
+    """(c) for one penalty, per σ > 0, paired by seed: points lost from σ = 0 at ``baseline`` minus at ``penalty``.
+
+    Positive: the penalised net loses fewer points as the noise grows -- a flatter curve,
+    which is what Proposition 2 predicts and Table 3 reports. Columns of :func:`paired`,
+    index ``sigma``.
+    """
+    acc = curves.set_index(["penalty", "sigma", "seed"])["acc"]
+    clean = min(curves["sigma"])
+
+    def lost(lam):
+        at = acc.xs(lam, level="penalty")
+        noisy = at.drop(index=clean, level="sigma")
+        return -noisy.sub(at.xs(clean, level="sigma"), level="seed")  # clean − noisy, per (σ, seed)
+
+    return _per_cell((lost(baseline) - lost(penalty)).dropna(), "sigma")
+
+
+def flattening_table(curves: pd.DataFrame, baseline: float = 0.0) -> pd.DataFrame:
+    """Question (c) as rows like :func:`answer_table`'s: one per penalty λ ≠ ``baseline``, columns "σ=…"."""
+    rows = []
+    for lam in sorted(set(curves["penalty"]) - {baseline}):
+        row = _tally(flattening(curves, lam, baseline), key=lambda s: f"σ={s:g}")
+        rows.append({"question": "(c)", "comparison": f"penalty {lam:g} − penalty {baseline:g}", **row})
+    require(rows, f"the noise curves need a penalty besides {baseline:g} to compare with it")
+    frame = pd.DataFrame(rows).set_index(["question", "comparison"])
+    cells = [c for c in frame.columns if str(c).startswith("σ=")]
+    return frame[cells + ["seeds", "wins", "losses", "ties", "uncalled", "mean", "verdict"]]
 
 
 def answer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
@@ -131,7 +188,7 @@ def answer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
 
 def shown(answers: pd.DataFrame) -> pd.DataFrame:
     """The table for a page: the size columns, seeds, "wins–losses–ties" and the word."""
-    sizes = [c for c in answers.columns if isinstance(c, int)]
+    sizes = [c for c in answers.columns if isinstance(c, int) or str(c).startswith("σ=")]
     tally = [f"{w}–{l}–{t}" for w, l, t in zip(answers["wins"], answers["losses"], answers["ties"])]
     return answers[sizes + ["seeds"]].assign(**{"won–lost–tied": tally, "verdict": answers["verdict"]})
 
@@ -140,8 +197,8 @@ def summary(answers: pd.DataFrame) -> pd.DataFrame:
     """Per question: how many comparisons hold, partly hold or do not, and one word.
 
     (a) and (d) ask whether *any* listed method wins, so the word is *holds* when one
-    comparison holds; (b) asks it of Act+Jac in every form, so it holds only when all do,
-    and is *partly* when some do.
+    comparison holds; (b) asks it of Act+Jac in every form and (c) of every penalty
+    strength, so they hold only when all do, and are *partly* when some do.
     """
     out = []
     for question, rows in answers.groupby(level="question", sort=False):
@@ -150,7 +207,7 @@ def summary(answers: pd.DataFrame) -> pd.DataFrame:
         counts = {w: int((called == w).sum()) for w in ("holds", "partly", "does not hold")}
         if called.empty:
             word = "not testable here"
-        elif question == "(b)":
+        elif question in ("(b)", "(c)"):
             word = ("holds" if counts["holds"] == len(called) else
                     "does not hold" if counts["does not hold"] == len(called) else "partly")
         else:

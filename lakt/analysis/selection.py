@@ -38,7 +38,8 @@ def setting_label(row) -> str:
     return " ".join(f"{KNOBS[k]}={row[k]:g}" for k in KNOBS if k in row and pd.notna(row[k]))
 
 
-def _with_settings(table: pd.DataFrame) -> pd.DataFrame:
+def with_settings(table: pd.DataFrame) -> pd.DataFrame:
+    """The students of a run table with a ``setting`` column (:func:`setting_label`): what a comparison pairs on."""
     require({"method", "n_per_class", "seed", "val_acc", "test_acc"} <= set(table.columns),
             "the table needs method, n_per_class, seed, val_acc and test_acc columns (lakt.runs.collect)")
     students = table[table["n_per_class"].notna()].copy()
@@ -61,7 +62,7 @@ def validation_curves(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
 
     Each method's rows are restricted to the (size, seed) cells finished at all its settings.
     """
-    students = _with_settings(table)
+    students = with_settings(table)
     out = []
     for method, rows in students.groupby("method", sort=False):
         rows = _balanced(rows)
@@ -94,7 +95,7 @@ def chosen_results(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     Rows "method (setting)" (the setting omitted when the method has no knob), columns
     (quantity, n_per_class) with quantity in mean, std, seeds.
     """
-    students = _with_settings(table)
+    students = with_settings(table)
     picks = choose(table, max_size)["setting"]
     at = students[[picks.get(m) == s for m, s in zip(students["method"], students["setting"])]]
     at = at.assign(row=[f"{m} ({s})" if s else m for m, s in zip(at["method"], at["setting"])])
@@ -118,7 +119,7 @@ def transfer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     from ..core.methods import PAPER_METHODS
     from .report import _wide
 
-    students = _with_settings(table)
+    students = with_settings(table)
     picks = choose(table, max_size)["setting"]
     specified = students["method"].isin(PAPER_METHODS) & students["setting"].isin(["", "γ=1"])
     label = pd.Series(students["method"].where(specified), index=students.index)
