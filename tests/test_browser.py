@@ -245,7 +245,7 @@ def _run_chapter_2_and_move_the_slider(page, url, token, tmp_path):
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
     slider = page.locator(".jp-OutputArea .widget-slider").first
     slider.wait_for()
-    output = page.locator(".widget-interact .jp-OutputArea-output img").first
+    output = page.locator(".jp-Cell", has=slider).locator(".jp-OutputArea-output img").first  # the figure under it
     output.wait_for()
     before = output.get_attribute("src")
     page.screenshot(path=str(tmp_path / "lab-before.png"))
@@ -254,7 +254,8 @@ def _run_chapter_2_and_move_the_slider(page, url, token, tmp_path):
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
-        "([before]) => { const img = document.querySelector('.widget-interact .jp-OutputArea-output img');"
+        "([before]) => { const slider = document.querySelector('.jp-OutputArea .widget-slider');"
+        " const img = slider && slider.closest('.jp-Cell').querySelector('.jp-OutputArea-output img');"
         " return img && img.getAttribute('src') !== before; }", arg=[before])
     after = output.get_attribute("src")
     page.screenshot(path=str(tmp_path / "lab-after.png"))

@@ -1,7 +1,7 @@
 """What the book's sliders and selectors draw: one reader-chosen slice of a chapter's results.
 
-Each experiment chapter has one explorer (ipywidgets ``interact`` in the notebook) whose
-drawing lives here, so it is tested like any figure and trains nothing:
+Each experiment chapter has one explorer (:func:`live`: ipywidgets controls over a figure)
+whose drawing lives here, so it is tested like any figure and trains nothing:
 
 * chapter 1 -- :func:`along_ray` / :func:`plot_ray`: a network against its first-order
   Taylor expansion (Eq 1) along one direction, at a chosen step;
@@ -9,6 +9,8 @@ drawing lives here, so it is tested like any figure and trains nothing:
   examples per class, one method highlighted, the paper's value beside it;
 * chapter 5 -- :func:`plot_penalties_at_sigma`: accuracy per Jacobian penalty at one noise σ
   (Table 3's column), ours beside the paper's.
+
+(Chapter 2's explorer draws :func:`lakt.analysis.sigma_sweeps.plot_at_sigma`.)
 """
 from __future__ import annotations
 
@@ -19,6 +21,39 @@ from ..core.jacobian import logits_and_gradient
 from .affine import random_directions
 from .figures import BOOK_WIDTH
 from .report import _SHORT, _means
+
+
+def live(draw, **controls) -> None:
+    """Show ``draw(**values)``'s figure under the ``controls`` (ipywidgets), redrawn when one moves.
+
+    ``draw`` takes one keyword per control and returns a matplotlib Figure, Axes or list of
+    Axes. The first drawing is an ordinary output of the cell -- what the static book shows
+    under the stored controls -- and a moved control replaces it in place (``update_display_data``), so a live
+    kernel (JupyterLab) explores while the book stays a page.
+
+    Why not ``ipywidgets.interact``: it draws into an Output widget, and for those a headless
+    executor (nbclient, under papermill and the book build) sends a comm message on the shell
+    channel while it is waiting on that channel for the cell's reply; under load the reply is
+    then missed and the execution never ends (CI hung on chapter 1's slider; a one-slider
+    notebook hung in 2 of 5 papermill runs on 2 loaded cores, the same one without the widget
+    in none of 25).
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    def render():
+        drawn = draw(**{name: control.value for name, control in controls.items()})
+        if isinstance(drawn, (list, tuple)) or hasattr(drawn, "flat"):  # several Axes: their figure
+            drawn = list(getattr(drawn, "flat", drawn))[0]
+        figure = getattr(drawn, "figure", drawn) if drawn is not None else plt.gcf()
+        plt.close(figure)  # shown once, by display, not again by the inline backend
+        return figure
+
+    display(widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")))
+    shown = display(render(), display_id=True)
+    for control in controls.values():
+        control.observe(lambda change: shown.update(render()), names="value")
 
 
 def along_ray(model, x: torch.Tensor, index: torch.Tensor, steps, seed: int = 0) -> pd.DataFrame:
