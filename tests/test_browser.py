@@ -240,9 +240,23 @@ def _run_chapter_2_and_move_the_slider(page, url, token, tmp_path):
     page.goto(f"{url}/lab/tree/02_propositions.ipynb?token={token}")
     page.locator(".jp-Notebook").wait_for()
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(state="attached")
-    page.locator(".jp-Notebook").click()
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    queued = page.locator(".jp-InputArea-prompt", has_text=re.compile(r"\[(\*|\d+)\]")).first
+    for attempt in range(3):
+        # "Run All Cells" is a no-op while the notebook is not yet the current widget (seen once
+        # in CI on a heavily loaded machine: every prompt stayed "[ ]"); a queued or numbered
+        # prompt is the event that says the command took, so it is clicked again until one shows
+        page.locator(".jp-Notebook").click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+        try:
+            queued.wait_for(timeout=60_000)
+            print(f"JupyterLab: Run All Cells took at attempt {attempt + 1}")
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     slider = page.locator(".jp-OutputArea .widget-slider").first
     slider.wait_for()
     output = page.locator(".jp-Cell", has=slider).locator(".jp-OutputArea-output img").first  # the figure under it
