@@ -117,13 +117,33 @@ def test_flattening_is_points_lost_paired_by_seed():
     assert tie["mean"].tolist() == pytest.approx([0.0, 0.0]) and list(tie["outcome"]) == ["tie", "tie"]
 
 
+def test_noise_gain_is_accuracy_under_noise_paired_by_seed():
+    d = answers.noise_gain(_curves(), 1.0)  # one point lower clean, 20σ fewer lost: +1 at σ=0.1, +3 at 0.2
+    assert list(d.index) == [0.1, 0.2] and d["mean"].tolist() == pytest.approx([1.0, 3.0])
+    assert list(d["outcome"]) == ["win", "win"]
+
+
 def test_question_c_rows_and_answer():
     table = answers.flattening_table(_curves())
-    assert list(table.index.get_level_values("comparison")) == ["penalty 0.01 − penalty 0", "penalty 1 − penalty 0"]
-    row = table.loc[("(c)", "penalty 1 − penalty 0")]
+    assert list(table.loc["(c, flatter)"].index) == ["penalty 0.01 − penalty 0: points fewer lost",
+                                                      "penalty 1 − penalty 0: points fewer lost"]
+    row = table.loc[("(c, flatter)", "penalty 1 − penalty 0: points fewer lost")]
     assert (row["σ=0.1"], row["wins"], row["verdict"]) == ("+2.00 ± 0.35", 2, "holds")
-    assert table.loc[("(c)", "penalty 0.01 − penalty 0"), "verdict"] == "does not hold"
-    assert answers.summary(table).loc["(c)", "answer"] == "partly"  # (c) holds only when every penalty flattens
-    assert answers.shown(table).loc[("(c)", "penalty 1 − penalty 0"), "won–lost–tied"] == "2–0–0"
+    assert table.loc[("(c, flatter)", "penalty 0.01 − penalty 0: points fewer lost"), "verdict"] == "does not hold"
+    assert table.loc[("(c)", "penalty 1 − penalty 0: accuracy"), "verdict"] == "holds"
+    summary = answers.summary(table)
+    assert summary.loc["(c, flatter)", "answer"] == "partly"  # holds only when every penalty flattens
+    assert summary.loc["(c)", "answer"] == "partly"
+    shown = answers.shown(table)
+    assert shown.loc[("(c, flatter)", "penalty 1 − penalty 0: points fewer lost"), "won–lost–tied"] == "2–0–0"
     one = answers.flattening_table(_curves(seeds=(0,)))
     assert set(one["verdict"]) == {"not testable here"} and (one["uncalled"] == 2).all()
+
+
+def test_a_collapsed_net_is_flatter_but_not_more_accurate():
+    curves = _curves()
+    dead = curves["penalty"] == 1.0
+    curves.loc[dead, "acc"] = 10.0 + curves.loc[dead, "seed"] * 0.01  # a constant guess: flat, at chance
+    table = answers.flattening_table(curves)
+    assert table.loc[("(c, flatter)", "penalty 1 − penalty 0: points fewer lost"), "verdict"] == "holds"
+    assert table.loc[("(c)", "penalty 1 − penalty 0: accuracy"), "verdict"] == "does not hold"

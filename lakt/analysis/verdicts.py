@@ -145,7 +145,7 @@ def robustness_row(paper_table, tables: dict) -> dict:
                       f"loses {f['drop'].iloc[-1]:.1f} pts (± {n['spread']:.1f}{tie})")
 
     _, paper_text = cell(paper_table)
-    row = {"question": "(c) Table 3", "claim": "a larger Jacobian-norm penalty flattens the accuracy-vs-noise curve",
+    row = {"question": "(c) Table 3", "claim": "a larger Jacobian-norm penalty makes a net more robust to input noise",
            "paper": paper_text.split(": ", 1)[1]}
     words = []
     for label, t in tables.items():
