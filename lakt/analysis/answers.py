@@ -182,10 +182,10 @@ def flattening_table(curves: pd.DataFrame, baseline: float = 0.0) -> pd.DataFram
     "(c)" its accuracy under noise (:func:`noise_gain`) and "(c, flatter)" its flattening
     (:func:`flattening`)."""
     rows = []
-    for question, measure, what in (("(c)", noise_gain, "accuracy"), ("(c, flatter)", flattening, "points fewer lost")):
+    for question, measure in (("(c)", noise_gain), ("(c, flatter)", flattening)):
         for lam in sorted(set(curves["penalty"]) - {baseline}):
             row = _tally(measure(curves, lam, baseline), key=lambda s: f"σ={s:g}")
-            rows.append({"question": question, "comparison": f"penalty {lam:g} − penalty {baseline:g}: {what}", **row})
+            rows.append({"question": question, "comparison": f"λ={lam:g} − λ={baseline:g}", **row})
     require(rows, f"the noise curves need a penalty besides {baseline:g} to compare with it")
     frame = pd.DataFrame(rows).set_index(["question", "comparison"])
     cells = [c for c in frame.columns if str(c).startswith("σ=")]
