@@ -154,15 +154,10 @@ def flattening(curves: pd.DataFrame, penalty: float, baseline: float = 0.0) -> p
     which is what Proposition 2 predicts and Table 3 reports. Columns of :func:`paired`,
     index ``sigma``.
     """
-    acc = curves.set_index(["penalty", "sigma", "seed"])["acc"]
+    gain = _gain(curves, penalty, baseline)  # per (σ, seed); fewer lost = the gain at σ minus the gain at σ = 0
     clean = min(curves["sigma"])
-
-    def lost(lam):
-        at = acc.xs(lam, level="penalty")
-        noisy = at.drop(index=clean, level="sigma")
-        return -noisy.sub(at.xs(clean, level="sigma"), level="seed")  # clean − noisy, per (σ, seed)
-
-    return _per_cell((lost(baseline) - lost(penalty)).dropna(), "sigma")
+    fewer = gain.drop(index=clean, level="sigma").sub(gain.xs(clean, level="sigma"), level="seed")
+    return _per_cell(fewer.dropna(), "sigma")
 
 
 def noise_gain(curves: pd.DataFrame, penalty: float, baseline: float = 0.0) -> pd.DataFrame:
@@ -171,10 +166,14 @@ def noise_gain(curves: pd.DataFrame, penalty: float, baseline: float = 0.0) -> p
     Positive: the penalised net is more accurate under that much noise -- Table 3's
     "better for robustness". Columns of :func:`paired`, index ``sigma``.
     """
+    gain = _gain(curves, penalty, baseline)
+    return _per_cell(gain.drop(index=min(curves["sigma"]), level="sigma").dropna(), "sigma")
+
+
+def _gain(curves: pd.DataFrame, penalty: float, baseline: float) -> pd.Series:
+    """Accuracy at ``penalty`` minus at ``baseline``, indexed (σ, seed), σ = 0 included."""
     acc = curves.set_index(["penalty", "sigma", "seed"])["acc"]
-    clean = min(curves["sigma"])
-    diff = acc.xs(penalty, level="penalty") - acc.xs(baseline, level="penalty")
-    return _per_cell(diff.drop(index=clean, level="sigma").dropna(), "sigma")
+    return acc.xs(penalty, level="penalty") - acc.xs(baseline, level="penalty")
 
 
 def flattening_table(curves: pd.DataFrame, baseline: float = 0.0) -> pd.DataFrame:
