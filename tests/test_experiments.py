@@ -206,6 +206,22 @@ def test_fdjac_preset_pairs_with_v2s_runs():
             twin.epochs, twin.batch_size, twin.validation, twin.data, twin.width)
 
 
+def test_v3_is_v2_with_a_longer_teacher_and_v2s_penalised_nets():
+    """cifar10-cpu-v3 changes the teacher's epochs only: every student is a new run, Table 3's nets are v2's."""
+    import dataclasses
+
+    v2, v3 = runs.preset("cifar10-cpu-v2"), runs.preset("cifar10-cpu-v3")
+    assert v3[0] == dataclasses.replace(v2[0], epochs=runs.presets.V3_TEACHER_EPOCHS) and v3[0].epochs > v2[0].epochs
+    assert [c.kind for c in v3] == [c.kind for c in v2]
+    for old, new in zip(v2[1:], v3[1:]):
+        if new.kind == "robust":
+            assert new == old  # no teacher: the same run, the same cache key
+        else:
+            assert new.teacher == v3[0] and new == dataclasses.replace(old, teacher=v3[0]) and new.key != old.key
+    f2, f3 = runs.preset("cifar10-cpu-v2-fdjac"), runs.preset("cifar10-cpu-v3-fdjac")
+    assert f3[0] == v3[0] and f3[1:] == [dataclasses.replace(c, teacher=v3[0]) for c in f2[1:]]
+
+
 def test_new_fields_count_in_the_key_only_when_set():
     teacher = runs.RunConfig("teacher", width=0.25)
     assert {"augment", "validation", "kd_temperature", "kd_alpha", "at_weight"}.isdisjoint(
