@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from lakt import runs
 from lakt.analysis import cost
 from lakt.core.errors import LaktError
 
@@ -126,3 +127,28 @@ def test_load_gpu_figures_reads_what_the_command_wrote_or_names_the_command(tmp_
     hours = cost.protocol_hours(figures["projection"])
     assert list(hours.columns) == ["images", "steps"] and (hours["steps"] >= hours["images"] - 1e-9).all()
     assert hours["images"].sum() == pytest.approx(proj[proj["bound"] == "images"]["hours"].sum())
+
+
+def test_gpu_session_packs_the_figures_and_both_sweeps_at_a_tiny_size(tmp_path):
+    """benchmarks/gpu_session.sh, the one prepared GPU call, end to end on the CPU at tiny sizes:
+    figures, two sweeps at once into one results folder, everything packed into OUT/session.tar.gz."""
+    import tarfile
+
+    (tmp_path / "data" / "cifar10-jpeg" / "train").mkdir(parents=True)  # as if the archive were unpacked
+    env = dict(_env(), OUT=str(tmp_path / "out"), DATA=str(tmp_path / "data"), RESULTS=str(tmp_path / "results"),
+               FIG_S="5", FIG_ARGS="--tiny", SWEEP_S="500", V2_PRESET="gpu-smoke", V2_PROCS="1",
+               PAPER_PRESET="smoke", PAPER_PROCS="1", PAPER_SPEED="", NO_PREFLIGHT="1", PYTHON=sys.executable)
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "figures exit 0" in done.stdout and "sweeps stopped" in done.stdout
+    with tarfile.open(tmp_path / "out" / "session.tar.gz") as session:
+        names = set(session.getnames())
+        assert {f"./figures/{f}.csv" for f in ("step_cost", "bf16_agreement", "concurrency", "teacher_throughput",
+                                               "projection")} <= names
+        assert {"./v2.log", "./paper.log", "./figures.log", "./results.tar.gz"} <= names
+        session.extract("./results.tar.gz", tmp_path / "unpacked", filter="data")
+    with tarfile.open(tmp_path / "unpacked" / "results.tar.gz") as results:
+        metrics = [n for n in results.getnames() if n.endswith("metrics.json")]
+    expected = {c.key for name in ("gpu-smoke", "smoke") for c in runs.preset(name)}
+    assert {Path(n).parent.name for n in metrics} == expected  # every run of both sweeps finished and came back
