@@ -124,7 +124,7 @@ def test_noise_gain_is_accuracy_under_noise_paired_by_seed():
 
 
 def test_question_c_rows_and_answer():
-    table = answers.flattening_table(_curves())
+    table = answers.noise_table(_curves())
     assert list(table.loc["(c, flatter)"].index) == ["λ=0.01 − λ=0", "λ=1 − λ=0"]
     row = table.loc[("(c, flatter)", "λ=1 − λ=0")]
     assert (row["σ=0.1"], row["wins"], row["verdict"]) == ("+2.00 ± 0.35", 2, "holds")
@@ -135,7 +135,7 @@ def test_question_c_rows_and_answer():
     assert summary.loc["(c)", "answer"] == "partly"
     shown = answers.shown(table)
     assert shown.loc[("(c, flatter)", "λ=1 − λ=0"), "won–lost–tied"] == "2–0–0"
-    one = answers.flattening_table(_curves(seeds=(0,)))
+    one = answers.noise_table(_curves(seeds=(0,)))
     assert set(one["verdict"]) == {"not testable here"} and (one["uncalled"] == 2).all()
 
 
@@ -143,6 +143,6 @@ def test_a_collapsed_net_is_flatter_but_not_more_accurate():
     curves = _curves()
     dead = curves["penalty"] == 1.0
     curves.loc[dead, "acc"] = 10.0 + curves.loc[dead, "seed"] * 0.01  # a constant guess: flat, at chance
-    table = answers.flattening_table(curves)
+    table = answers.noise_table(curves)
     assert table.loc[("(c, flatter)", "λ=1 − λ=0"), "verdict"] == "holds"
     assert table.loc[("(c)", "λ=1 − λ=0"), "verdict"] == "does not hold"

@@ -176,7 +176,7 @@ def _gain(curves: pd.DataFrame, penalty: float, baseline: float) -> pd.Series:
     return acc.xs(penalty, level="penalty") - acc.xs(baseline, level="penalty")
 
 
-def flattening_table(curves: pd.DataFrame, baseline: float = 0.0) -> pd.DataFrame:
+def noise_table(curves: pd.DataFrame, baseline: float = 0.0) -> pd.DataFrame:
     """Question (c) as rows like :func:`answer_table`'s, columns "σ=…": per penalty λ ≠ ``baseline``,
     "(c)" its accuracy under noise (:func:`noise_gain`) and "(c, flatter)" its flattening
     (:func:`flattening`)."""

@@ -13,8 +13,9 @@ typed by hand. Four words only:
   comparison has one seed and so no spread to call it against.
 
 Question letters are the book's everywhere: (a) distillation beats CE at ≤ 100 examples per
-class, (b) Act+Jac beats Act there, (c) a larger Jacobian penalty flattens the
-accuracy-vs-noise curve (Table 3), (d) squared-error distillation beats Hinton KD.
+class, (b) Act+Jac beats Act there, (c) a larger Jacobian penalty makes a net more accurate
+under input noise (Table 3's "better for robustness"; whether it flattens the accuracy-vs-noise
+curve is reported beside it), (d) squared-error distillation beats Hinton KD.
 """
 from __future__ import annotations
 
