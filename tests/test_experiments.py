@@ -206,20 +206,13 @@ def test_fdjac_preset_pairs_with_v2s_runs():
             twin.epochs, twin.batch_size, twin.validation, twin.data, twin.width)
 
 
-def test_v3_is_v2_with_a_longer_teacher_and_v2s_penalised_nets():
-    """cifar10-cpu-v3 changes the teacher's epochs only: every student is a new run, Table 3's nets are v2's."""
+def test_teacher_recipe_presets_are_v2s_teacher_with_one_change_and_nothing_else():
     import dataclasses
 
-    v2, v3 = runs.preset("cifar10-cpu-v2"), runs.preset("cifar10-cpu-v3")
-    assert v3[0] == dataclasses.replace(v2[0], epochs=runs.presets.V3_TEACHER_EPOCHS) and v3[0].epochs > v2[0].epochs
-    assert [c.kind for c in v3] == [c.kind for c in v2]
-    for old, new in zip(v2[1:], v3[1:]):
-        if new.kind == "robust":
-            assert new == old  # no teacher: the same run, the same cache key
-        else:
-            assert new.teacher == v3[0] and new == dataclasses.replace(old, teacher=v3[0]) and new.key != old.key
-    f2, f3 = runs.preset("cifar10-cpu-v2-fdjac"), runs.preset("cifar10-cpu-v3-fdjac")
-    assert f3[0] == v3[0] and f3[1:] == [dataclasses.replace(c, teacher=v3[0]) for c in f2[1:]]
+    v2 = runs.preset("cifar10-cpu-v2")[0]
+    assert runs.preset("cifar10-cpu-v2-teacher-adam120") == [dataclasses.replace(v2, epochs=120)]
+    assert runs.preset("cifar10-cpu-v2-teacher-sgd") == [
+        dataclasses.replace(v2, optimizer="sgd", lr=0.05, final_lr=0.0, weight_decay=5e-4)]
 
 
 def test_new_fields_count_in_the_key_only_when_set():
@@ -227,6 +220,13 @@ def test_new_fields_count_in_the_key_only_when_set():
     assert {"augment", "validation", "kd_temperature", "kd_alpha", "at_weight"}.isdisjoint(
         config_lib._key_dict(teacher.to_dict()))
     assert teacher.key != runs.RunConfig("teacher", width=0.25, augment=True).key
+    assert {"optimizer", "weight_decay"}.isdisjoint(config_lib._key_dict(teacher.to_dict()))
+    assert teacher.key != runs.RunConfig("teacher", width=0.25, optimizer="sgd").key
+    assert teacher.key != runs.RunConfig("teacher", width=0.25, weight_decay=5e-4).key
+    with pytest.raises(LaktError, match="unknown optimizer 'sgdd'; choose one of adam, sgd"):
+        runs.RunConfig("teacher", optimizer="sgdd")
+    with pytest.raises(LaktError, match="weight decay must be >= 0"):
+        runs.RunConfig("teacher", weight_decay=-1.0)
     assert teacher.key != runs.RunConfig("teacher", width=0.25, validation=100).key
     with pytest.raises(LaktError, match="students stay un-augmented"):
         runs.RunConfig("student", method="ce", n_per_class=5, teacher=teacher, augment=True)

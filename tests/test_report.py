@@ -464,3 +464,9 @@ def test_reproduce_commands_name_the_dataset_and_the_chapter():
     assert "lakt sweep --preset paper --dataset cifar100 --data-root DIR --results runs" in text
     assert "papermill notebooks/04_transfer_cifar100.ipynb" in text and "--cwd notebooks" in text
     assert len(text.splitlines()) == 2
+
+
+def test_recipe_names_optimiser_schedule_decay_and_length_from_the_config():
+    assert report.recipe(runs.RunConfig("teacher", epochs=50)) == "Adam 0.001 → 0.0001, 50 epochs"
+    sgd = runs.RunConfig("teacher", epochs=50, optimizer="sgd", lr=0.05, final_lr=0.0, weight_decay=5e-4)
+    assert report.recipe(sgd) == "SGD 0.05 → 0 cosine, weight decay 0.0005, 50 epochs"

@@ -12,9 +12,9 @@ from pathlib import Path
 from lakt import runs
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-# CPU sweeps (issue 4, the gamma follow-up), issue 13's (v2, its longer-teacher v3, paper scale)
+# CPU sweeps (issue 4, the gamma follow-up), issue 13's (v2, its two other teacher recipes, paper scale)
 COMMITTED_PRESETS = ("cifar10-cpu", "cifar10-cpu-gamma", "cifar10-cpu-v2", "cifar10-cpu-v2-fdjac",
-                     "cifar10-cpu-v3", "cifar10-cpu-v3-fdjac", "paper-gpu")
+                     "cifar10-cpu-v2-teacher-adam120", "cifar10-cpu-v2-teacher-sgd", "paper-gpu")
 
 
 def committed_metrics():

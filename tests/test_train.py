@@ -162,3 +162,39 @@ def test_an_augmented_run_resumes_to_the_same_weights_and_differs_from_an_unaugm
         checkpoint=tmp_path / "progress.pt", validation=digits.test, test=digits.test)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_sgd_recipe_learns_anneals_by_cosine_and_resumes_to_the_same_weights(tmp_path, digits):
+    """optimizer="sgd" (the v3 teacher's recipe): Nesterov SGD with weight decay, cosine lr -> final_lr;
+    its momentum buffers and schedule travel with the checkpoint like Adam's."""
+    import math
+
+    train = digits.train.subset(data.per_class_subset(digits.train.y, 20, seed=0))
+    objective = Objective(get_method("ce"))
+    options = dict(epochs=4, batch_size=32, device="cpu", progress=False, optimizer="sgd", lr=0.05, final_lr=0.0,
+                   weight_decay=5e-4)
+    reference = small_net()
+    history = fit(reference, train, objective, test=digits.test, **options)
+    assert [row["lr"] for row in history] == pytest.approx([0.05 * (1 + math.cos(math.pi * e / 4)) / 2
+                                                            for e in range(1, 5)])
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["test_acc"] > 20.0  # chance is 10%
+    adam = small_net()
+    fit(adam, train, objective, **{**options, "optimizer": "adam", "lr": 1e-3, "final_lr": 1e-4})
+    assert not all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), adam.state_dict().values()))
+
+    class Killed(Exception):
+        pass
+
+    def die_after_two(row):
+        if row["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit(small_net(), train, objective, checkpoint=tmp_path / "progress.pt", on_epoch=die_after_two,
+            checkpoint_overhead=None, **options)
+    resumed = small_net(seed=99)
+    fit(resumed, train, objective, checkpoint=tmp_path / "progress.pt", test=digits.test, **options)
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(LaktError, match="unknown optimizer 'lion'; choose one of adam, sgd"):
+        fit(small_net(), train, objective, **{**options, "optimizer": "lion"})

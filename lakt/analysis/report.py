@@ -336,6 +336,32 @@ def teacher_beside_paper(teacher_metrics: dict, dataset: str, paper_dataset: str
                         index=pd.Index(["ours", "paper"], name="VGG-9 teacher"))
 
 
+
+def recipe(config) -> str:
+    """A training run's optimiser, schedule and length in a few words, from its config."""
+    if config.optimizer == "sgd":
+        how = f"SGD {config.lr:g} → {config.final_lr:g} cosine"
+    else:
+        how = f"{config.optimizer.capitalize()} {config.lr:g} → {config.final_lr:g}"
+    decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
+    return f"{how}{decay}, {config.epochs} epochs"
+
+
+def teacher_recipes(presets, results) -> pd.DataFrame:
+    """The finished teachers of ``presets`` side by side: recipe (index), then the last epoch's
+    training accuracy (on augmented batches), validation and test accuracy, and minutes of training
+    on the device each ran on (issue 13: which recipe gives the stronger teacher, chosen on validation)."""
+    rows = {}
+    for name in presets:
+        teacher = runs.preset(name)[0]
+        metrics = runs.load_result(teacher, results)
+        if metrics is not None:
+            rows[recipe(teacher)] = {"train": metrics["history"][-1]["train_acc"], "validation": metrics["val_acc"],
+                                     "test": metrics["test_acc"], "minutes": metrics["seconds"] / 60,
+                                     "device": metrics["device"]}
+    require(rows, f"no finished teacher among the presets {list(presets)}; run them with `lakt sweep --preset NAME`")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("teacher recipe")
+
 # ---------------------------------------------------------------- reading the results
 
 def provenance(configs, metrics, preset: str | None = None) -> str:

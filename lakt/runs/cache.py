@@ -252,7 +252,7 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
                           precision=config.precision, batch_statistics=config.batch_statistics,
                           attention_cache=attention_cache)
     history = fit(model, train, objective, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                  final_lr=config.final_lr, seed=config.seed, device=device, test=ds.test, progress=progress,
+                  final_lr=config.final_lr, optimizer=config.optimizer, weight_decay=config.weight_decay, seed=config.seed, device=device, test=ds.test, progress=progress,
                   checkpoint=folder / "progress.pt", describe={"name": config.name, **config.to_dict()},
                   on_epoch=lambda row: claim.heartbeat(), channels_last=config.channels_last,
                   augment=config.augment, validation=validation)

@@ -24,6 +24,7 @@ from ..core.errors import require
 from ..core.jacobian import BATCH_STATISTICS
 from ..core.methods import METHODS, get_method
 from ..core.robustness import PAPER_SIGMAS, check_sigmas
+from ..core.train import OPTIMIZERS
 
 KINDS = ("teacher", "student", "robust")
 
@@ -43,6 +44,8 @@ class RunConfig:
     batch_size: int = 64
     lr: float = 1e-3
     final_lr: float = 1e-4
+    optimizer: str = "adam"         # the paper's; "sgd": Nesterov momentum, cosine lr -> final_lr (lakt.core.train)
+    weight_decay: float = 0.0       # L2 coefficient of the optimiser
     jacobian_form: str = "plain"    # "normalized" is the paper's CIFAR-10 form
     output: str = "label"           # which Jacobian row to match: "label" or "top"
     noise_sigma: float = 0.1        # for the noisy-input methods
@@ -81,6 +84,8 @@ class RunConfig:
                 f"batch size must be >= 2, got {self.batch_size!r}")
         require(self.noise_sigma > 0, f"noise sigma must be > 0, got {self.noise_sigma!r}")
         require(self.penalty >= 0, f"penalty must be >= 0, got {self.penalty!r}")
+        require(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        require(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay!r}")
         self.method_spec  # jac_weight > 0 and only where there is a Jacobian term; KD / AT knobs in range
         require(isinstance(self.validation, int) and self.validation >= 0,
                 f"validation must be a whole number >= 0, got {self.validation!r}; e.g. --validation 5000")
@@ -191,7 +196,7 @@ class RunConfig:
 # keep their keys, since the field changes nothing they compute.
 _LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0, "batch_statistics": "coupled",
                  "augment": False, "validation": 0, "kd_temperature": 4.0, "kd_alpha": 0.9, "at_weight": 1000.0,
-                 "fd_step": 0.01, "fd_fraction": 0.25}
+                 "fd_step": 0.01, "fd_fraction": 0.25, "optimizer": "adam", "weight_decay": 0.0}
 
 
 def uses_student_gradient(d: dict) -> bool:
