@@ -17,6 +17,17 @@ def digits():
     return data.load("digits")
 
 
+class Killed(Exception):
+    """Stands for a kill: raised from the epoch hook, after that epoch's checkpoint is written."""
+
+
+def die_after(epoch: int):
+    def hook(row):
+        if row["epoch"] == epoch:
+            raise Killed
+    return hook
+
+
 def small_net(seed=0):
     torch.manual_seed(seed)
     return models.vgg4(num_classes=10, width=0.125, in_channels=1)
@@ -59,17 +70,10 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, digits):
     reference = small_net()
     fit(reference, train, objective, epochs=4, batch_size=32, device="cpu", progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def die_after_two(row):
-        if row["epoch"] == 2:
-            raise Killed
-
     interrupted = small_net()
     with pytest.raises(Killed):
         fit(interrupted, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
-            checkpoint=tmp_path / "progress.pt", on_epoch=die_after_two, checkpoint_overhead=None)
+            checkpoint=tmp_path / "progress.pt", on_epoch=die_after(2), checkpoint_overhead=None)
     torch.manual_seed(12345)  # the resumed process starts with other random state
     resumed = small_net(seed=99)
     history = fit(resumed, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
@@ -147,16 +151,9 @@ def test_an_augmented_run_resumes_to_the_same_weights_and_differs_from_an_unaugm
     fit(plain, train, objective, epochs=3, batch_size=32, device="cpu", progress=False)
     assert not all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), plain.state_dict().values()))
 
-    class Killed(Exception):
-        pass
-
-    def die_after_one(row):
-        if row["epoch"] == 1:
-            raise Killed
-
     with pytest.raises(Killed):
         fit(small_net(), train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True,
-            checkpoint=tmp_path / "progress.pt", on_epoch=die_after_one, checkpoint_overhead=None)
+            checkpoint=tmp_path / "progress.pt", on_epoch=die_after(1), checkpoint_overhead=None)
     resumed = small_net(seed=99)
     fit(resumed, train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True,
         checkpoint=tmp_path / "progress.pt", validation=digits.test, test=digits.test)
@@ -182,15 +179,8 @@ def test_sgd_recipe_learns_anneals_by_cosine_and_resumes_to_the_same_weights(tmp
     fit(adam, train, objective, **{**options, "optimizer": "adam", "lr": 1e-3, "final_lr": 1e-4})
     assert not all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), adam.state_dict().values()))
 
-    class Killed(Exception):
-        pass
-
-    def die_after_two(row):
-        if row["epoch"] == 2:
-            raise Killed
-
     with pytest.raises(Killed):
-        fit(small_net(), train, objective, checkpoint=tmp_path / "progress.pt", on_epoch=die_after_two,
+        fit(small_net(), train, objective, checkpoint=tmp_path / "progress.pt", on_epoch=die_after(2),
             checkpoint_overhead=None, **options)
     resumed = small_net(seed=99)
     fit(resumed, train, objective, checkpoint=tmp_path / "progress.pt", test=digits.test, **options)
