@@ -141,8 +141,9 @@ def test_gpu_session_packs_the_figures_and_both_sweeps_at_a_tiny_size(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "figures exit 0" in done.stdout and "sweeps stopped" in done.stdout
     with tarfile.open(tmp_path / "out" / "session.tar.gz") as session:
+        figures_log = session.extractfile("./figures.log").read().decode()
+        assert "figures exit 0" in done.stdout and "sweeps stopped" in done.stdout, done.stdout + figures_log[-3000:]
         names = set(session.getnames())
         assert {f"./figures/{f}.csv" for f in ("step_cost", "bf16_agreement", "concurrency", "teacher_throughput",
                                                "projection")} <= names
