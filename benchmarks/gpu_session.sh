@@ -12,7 +12,7 @@
 # 3. OUT/session.tar.gz (one file: the device returns at most 8): figures/*.csv, the logs, and
 #    results.tar.gz -- every finished run's metrics.json and config.json, runs.log, and the
 #    teachers' model.pt files up to 10 MB. Packed on any exit, so a failed call still reports.
-# Environment overrides (the CPU test makes it tiny): OUT ARCHIVE DATA RESULTS FIG_S FIG_ARGS
+# Environment overrides (the CPU test makes it tiny): OUT ARCHIVE DATA RESULTS FIG_S FIG_ARGS FIG_TIMEOUT_S
 # SWEEP_S V2_PRESET V2_PROCS PAPER_PRESET PAPER_PROCS PAPER_SPEED PYTHON.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
@@ -21,6 +21,7 @@ DATA=${DATA:-/tmp/lakt-data}
 RESULTS=${RESULTS:-results}
 FIG_S=${FIG_S:-75}
 FIG_ARGS=${FIG_ARGS:-}
+FIG_TIMEOUT_S=${FIG_TIMEOUT_S:-$((FIG_S + 90))}  # a hung figure must not eat the sweeps' minutes
 SWEEP_S=${SWEEP_S:-420}
 V2_PRESET=${V2_PRESET:-cifar10-cpu-v2}
 V2_PROCS=${V2_PROCS:-10}
@@ -51,7 +52,7 @@ if [ -z "${NO_PREFLIGHT:-}" ]; then
 fi
 
 # 1. figures, on the otherwise idle GPU
-timeout $((FIG_S + 90)) "$PYTHON" benchmarks/gpu_figures.py --out "$WORK/figures" --budget-s "$FIG_S" $FIG_ARGS \
+timeout "$FIG_TIMEOUT_S" "$PYTHON" benchmarks/gpu_figures.py --out "$WORK/figures" --budget-s "$FIG_S" $FIG_ARGS \
   > "$WORK/figures.log" 2>&1
 say "figures exit $?"; tail -25 "$WORK/figures.log"
 

@@ -210,9 +210,23 @@ def test_teacher_recipe_presets_are_v2s_teacher_with_one_change_and_nothing_else
     import dataclasses
 
     v2 = runs.preset("cifar10-cpu-v2")[0]
+    sgd = dataclasses.replace(v2, optimizer="sgd", lr=0.05, final_lr=0.0, weight_decay=5e-4)
     assert runs.preset("cifar10-cpu-v2-teacher-adam120") == [dataclasses.replace(v2, epochs=120)]
-    assert runs.preset("cifar10-cpu-v2-teacher-sgd") == [
-        dataclasses.replace(v2, optimizer="sgd", lr=0.05, final_lr=0.0, weight_decay=5e-4)]
+    assert runs.preset("cifar10-cpu-v2-teacher-sgd") == [sgd]
+    assert runs.preset("cifar10-cpu-v2-teacher-sgd150") == [dataclasses.replace(sgd, epochs=150)]
+
+
+def test_v3_is_v2_with_the_sgd150_teacher_and_shares_v2s_penalised_nets():
+    import dataclasses
+
+    v2, v3 = runs.preset("cifar10-cpu-v2"), runs.preset("cifar10-cpu-v3")
+    assert v3[0] == runs.preset("cifar10-cpu-v2-teacher-sgd150")[0]
+    assert len(v3) == len(v2)
+    assert [c.key for c in v3 if c.kind == "robust"] == [c.key for c in v2 if c.kind == "robust"]
+    for old, new in zip(v2[1:], v3[1:]):  # every student: the same run but for its teacher
+        if new.kind == "student":
+            assert new.teacher == v3[0] and new.key != old.key
+            assert dataclasses.replace(new, teacher=old.teacher) == old
 
 
 def test_new_fields_count_in_the_key_only_when_set():

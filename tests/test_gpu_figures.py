@@ -136,7 +136,7 @@ def test_gpu_session_packs_the_figures_and_both_sweeps_at_a_tiny_size(tmp_path):
 
     (tmp_path / "data" / "cifar10-jpeg" / "train").mkdir(parents=True)  # as if the archive were unpacked
     env = dict(_env(), OUT=str(tmp_path / "out"), DATA=str(tmp_path / "data"), RESULTS=str(tmp_path / "results"),
-               FIG_S="5", FIG_ARGS="--tiny", SWEEP_S="500", V2_PRESET="gpu-smoke", V2_PROCS="1",
+               FIG_S="5", FIG_ARGS="--tiny", FIG_TIMEOUT_S="850", SWEEP_S="500", V2_PRESET="gpu-smoke", V2_PROCS="1",
                PAPER_PRESET="smoke", PAPER_PROCS="1", PAPER_SPEED="", NO_PREFLIGHT="1", PYTHON=sys.executable)
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)

@@ -1,8 +1,7 @@
 """The committed run cache ``results/`` (the sweeps on CIFAR-10 (JPEG)).
 
-Chapters 3 and 5 read it without the data; these checks make sure what they read is
-what the presets define: every committed run is one of ``cifar10-cpu``'s or
-``cifar10-cpu-gamma``'s configs,
+Chapters 3, 5 and 7 read it without the data; these checks make sure what they read is
+what the presets define: every committed run is a config of one of ``COMMITTED_PRESETS``,
 stored under its own key, read back as finished by lakt, and small enough to commit
 (histories thinned to at most ``HISTORY_ROWS`` epochs, the first and last kept).
 """
@@ -14,7 +13,8 @@ from lakt import runs
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 # CPU sweeps (issue 4, the gamma follow-up), issue 13's (v2, its two other teacher recipes, paper scale)
 COMMITTED_PRESETS = ("cifar10-cpu", "cifar10-cpu-gamma", "cifar10-cpu-v2", "cifar10-cpu-v2-fdjac",
-                     "cifar10-cpu-v2-teacher-adam120", "cifar10-cpu-v2-teacher-sgd", "paper-gpu")
+                     "cifar10-cpu-v2-teacher-adam120", "cifar10-cpu-v2-teacher-sgd", "cifar10-cpu-v2-teacher-sgd150",
+                     "cifar10-cpu-v3", "paper-gpu")
 
 
 def committed_metrics():
@@ -75,3 +75,19 @@ def test_committed_histories_are_thin():
         history = metrics["history"]
         assert len(history) <= HISTORY_ROWS, f"{path}: run tools/thin_histories.py results"
         assert history[-1]["epoch"] == metrics["config"]["epochs"], path
+
+
+def test_teacher_recipes_table_and_the_sweeps_on_a_chosen_teacher():
+    from lakt.analysis import report
+
+    names = ["cifar10-cpu-v2"] + [f"cifar10-cpu-v2-teacher-{r}" for r in runs.presets.TEACHER_RECIPES]
+    table = report.teacher_recipes(names, RESULTS)
+    assert list(table["preset"]) == names  # every recipe's teacher is committed, one row each
+    for row in table.itertuples():
+        metrics = runs.load_result(runs.preset(row.preset)[0], RESULTS)
+        assert (row.validation, row.test) == (metrics["val_acc"], metrics["test_acc"])
+    # v2's teacher: v2 and the fdjac preset are complete; sgd150's: v3 starts with its teacher and
+    # the ten penalised nets it shares with v2 already finished
+    assert report.student_sweeps_of("cifar10-cpu-v2", RESULTS) == {"cifar10-cpu-v2-fdjac": (49, 49)}
+    (done, total), = report.student_sweeps_of("cifar10-cpu-v2-teacher-sgd150", RESULTS).values()
+    assert total == len(runs.preset("cifar10-cpu-v3")) and 11 <= done <= total

@@ -349,8 +349,9 @@ def recipe(config) -> str:
 
 def teacher_recipes(presets, results) -> pd.DataFrame:
     """The finished teachers of ``presets`` side by side: recipe (index), then the last epoch's
-    training accuracy (on augmented batches), validation and test accuracy, and minutes of training
-    on the device each ran on (issue 13: which recipe gives the stronger teacher, chosen on validation)."""
+    training accuracy (on augmented batches), validation and test accuracy, minutes of training on the
+    device each ran on, and the preset it came from (issue 13: which recipe gives the stronger teacher,
+    chosen on validation)."""
     rows = {}
     for name in presets:
         teacher = runs.preset(name)[0]
@@ -358,9 +359,21 @@ def teacher_recipes(presets, results) -> pd.DataFrame:
         if metrics is not None:
             rows[recipe(teacher)] = {"train": metrics["history"][-1]["train_acc"], "validation": metrics["val_acc"],
                                      "test": metrics["test_acc"], "minutes": metrics["seconds"] / 60,
-                                     "device": metrics["device"]}
+                                     "device": metrics["device"], "preset": name}
     require(rows, f"no finished teacher among the presets {list(presets)}; run them with `lakt sweep --preset NAME`")
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("teacher recipe")
+
+
+def student_sweeps_of(teacher_preset: str, results) -> dict[str, tuple[int, int]]:
+    """Presets with students distilled from ``teacher_preset``'s teacher (itself excluded), each with
+    (finished runs, runs) in ``results``: where a sweep on a newly chosen teacher stands."""
+    teacher = runs.preset(teacher_preset)[0]
+    found = {}
+    for name, preset in runs.presets.PRESETS.items():
+        configs = runs.preset(name)
+        if name != teacher_preset and preset.methods and configs[0] == teacher:
+            found[name] = (sum(runs.load_result(c, results) is not None for c in configs), len(configs))
+    return found
 
 # ---------------------------------------------------------------- reading the results
 

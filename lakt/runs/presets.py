@@ -292,12 +292,26 @@ PRESETS["cifar10-cpu-v2-fdjac"] = dataclasses.replace(
 # validation split), teacher runs only, so chapter 3 can show whether a stronger teacher was
 # within reach before any student is retrained on one:
 # - adam120: the same Adam, 120 epochs instead of 50;
-# - sgd: SGD with Nesterov momentum 0.9, lr 0.05 cosine-annealed to 0, weight decay 5e-4, 50 epochs.
+# - sgd: SGD with Nesterov momentum 0.9, lr 0.05 cosine-annealed to 0, weight decay 5e-4, 50 epochs;
+# - sgd150: the sgd recipe for 150 epochs (sgd was best on validation but still at 92% training
+#   accuracy, so the one change is a longer schedule).
+_SGD = (("optimizer", "sgd"), ("lr", 0.05), ("final_lr", 0.0), ("weight_decay", 5e-4))
 TEACHER_RECIPES = {
     "adam120": {"teacher_epochs": 120},
-    "sgd": {"teacher_options": (("optimizer", "sgd"), ("lr", 0.05), ("final_lr", 0.0), ("weight_decay", 5e-4))},
+    "sgd": {"teacher_options": _SGD},
+    "sgd150": {"teacher_options": _SGD, "teacher_epochs": 150},
 }
-for _recipe, _changes in TEACHER_RECIPES.items():
-    PRESETS[f"cifar10-cpu-v2-teacher-{_recipe}"] = dataclasses.replace(
-        PRESETS["cifar10-cpu-v2"], name=f"cifar10-cpu-v2-teacher-{_recipe}", methods=(), robust_seeds=(),
-        description=f"cifar10-cpu-v2's teacher, recipe {_recipe} (the teacher only)", **_changes)
+PRESETS.update({
+    f"cifar10-cpu-v2-teacher-{recipe}": dataclasses.replace(
+        PRESETS["cifar10-cpu-v2"], name=f"cifar10-cpu-v2-teacher-{recipe}", methods=(), robust_seeds=(),
+        description=f"cifar10-cpu-v2's teacher, recipe {recipe} (the teacher only)", **changes)
+    for recipe, changes in TEACHER_RECIPES.items()})
+
+# Issue 13 point 1, settled on validation: the sgd150 teacher is the best of the four recipes on
+# the 5,000 held-out images (and on test, within a few images of the 85% aimed at; chapter 3's
+# teacher table), so v3 is v2 with that teacher and nothing else. Students get new keys (their teacher is part of them); Table 3's penalised
+# VGG-9s do not use a teacher, so v3 shares v2's.
+PRESETS["cifar10-cpu-v3"] = dataclasses.replace(
+    PRESETS["cifar10-cpu-v2"], name="cifar10-cpu-v3", **TEACHER_RECIPES["sgd150"],
+    description="issue 13: cifar10-cpu-v2 with the sgd150 teacher (SGD + weight decay, 150 epochs): "
+                "the same students, grids, subsets and seeds (hours: run it in parts)")
