@@ -227,6 +227,8 @@ def test_v3_is_v2_with_the_sgd150_teacher_and_shares_v2s_penalised_nets():
         if new.kind == "student":
             assert new.teacher == v3[0] and new.key != old.key
             assert dataclasses.replace(new, teacher=old.teacher) == old
+    fd2, fd3 = runs.preset("cifar10-cpu-v2-fdjac"), runs.preset("cifar10-cpu-v3-fdjac")
+    assert fd3[0] == v3[0] and [dataclasses.replace(c, teacher=fd2[0]) for c in fd3[1:]] == fd2[1:]
 
 
 def test_new_fields_count_in_the_key_only_when_set():

@@ -315,3 +315,7 @@ PRESETS["cifar10-cpu-v3"] = dataclasses.replace(
     PRESETS["cifar10-cpu-v2"], name="cifar10-cpu-v3", **TEACHER_RECIPES["sgd150"],
     description="issue 13: cifar10-cpu-v2 with the sgd150 teacher (SGD + weight decay, 150 epochs): "
                 "the same students, grids, subsets and seeds (hours: run it in parts)")
+# Chapter 3 pairs Act + FDJac with exact Act + Jac on the same teacher, so it moves with v3.
+PRESETS["cifar10-cpu-v3-fdjac"] = dataclasses.replace(
+    PRESETS["cifar10-cpu-v2-fdjac"], name="cifar10-cpu-v3-fdjac", **TEACHER_RECIPES["sgd150"],
+    description="issue 16's Act + finite-difference Jacobian matching on cifar10-cpu-v3's teacher")
