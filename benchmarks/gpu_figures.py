@@ -214,7 +214,9 @@ def concurrent_throughput(spec: dict, k: int, window_s: float, warmup: int, time
                 why = failed[0].communicate()[1].strip().splitlines()[-1:] if failed else ["not ready in time"]
                 raise RuntimeError(f"concurrent worker failed: {why}")
             time.sleep(0.01)
-        (Path(folder) / "go").write_text(str(time.time() + 0.2))
+        # written whole, then renamed: a worker polling for "go" must never read it half-written
+        (Path(folder) / "go.tmp").write_text(str(time.time() + 0.2))
+        os.replace(Path(folder) / "go.tmp", Path(folder) / "go")
         results = []
         for p in procs:
             stdout, stderr = p.communicate(timeout=window_s + timeout_s)
