@@ -239,7 +239,13 @@ def _run_chapter_2_and_move_the_slider(page, url, token, tmp_path):
     began = time.perf_counter()
     page.goto(f"{url}/lab/tree/02_propositions.ipynb?token={token}")
     page.locator(".jp-Notebook").wait_for()
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(state="attached")
+    # Run All only once the notebook's kernel is connected and idle: the status bar's kernel item
+    # reads "No Kernel | Initializing", then "Python 3 (ipykernel) | Idle". (The execution indicator
+    # says "idle" before any kernel exists; clicking Run All on that, under load, made JupyterLab
+    # start a second kernel beside the one it was starting, drop the first -- its websocket failed,
+    # lab.log -- and ask "Select Kernel"; the widget manager never reached the kernel that ran the
+    # cells, so no slider ever appeared.)
+    page.locator(".jp-StatusBar-TextItem[title^='Change kernel']", has_text=re.compile(r"\| Idle$")).wait_for()
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     queued = page.locator(".jp-InputArea-prompt", has_text=re.compile(r"\[(\*|\d+)\]")).first
