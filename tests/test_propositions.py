@@ -1,4 +1,7 @@
 """Props 1 and 2 checked by Monte-Carlo on small piecewise-linear nets (float64)."""
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -53,3 +56,25 @@ def test_smooth_nets_have_a_second_order_residual():
     large = propositions.proposition1(teacher, student, x, 0.04, samples=2000)
     ratio = large["residual"] / small["residual"]
     assert 10 < ratio < 22  # 4x sigma -> ~16x residual (order 2), not 256x (order 4)
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_eq2_right_side():
+    tp, sp = t([0.5, 0.5]), t([0.25, 0.75])
+    tj, sj = t([1.0], [2.0]).view(1, 2, 1), t([2.0], [1.0]).view(1, 2, 1)
+    ce = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    correction = 0.01 * (2 / 0.25 + 2 / 0.75)
+    got = propositions.eq2_right_side(tp, sp, tj, sj, sigma=0.1)
+    assert got.item() == pytest.approx(ce - correction)  # 0.730321...
+    assert got.item() == pytest.approx(0.7303213, abs=1e-6)
+
+
+def test_eq3_right_side():
+    y, sp = t([0.0, 1.0]), t([0.25, 0.75])
+    sj = t([2.0], [1.0]).view(1, 2, 1)
+    got = propositions.eq3_right_side(y, sp, sj, sigma=0.1)
+    assert got.item() == pytest.approx(-math.log(0.75) + 0.01 * 1 / 0.75 ** 2)
+    assert got.item() == pytest.approx(0.3054597, abs=1e-6)

@@ -5,7 +5,8 @@ import textwrap
 
 import pandas as pd
 
-from ..core.methods import PAPER_METHODS, method_label
+from ..core.methods import PAPER_METHODS
+from .palette import method_label
 from .report import _means, paper_robustness_table
 
 BOOK_WIDTH = 7.0

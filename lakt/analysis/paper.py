@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..core.methods import PAPER_METHODS, method_label
+from ..core.methods import PAPER_METHODS
+from .palette import method_label
 
 TEACHER_ACCURACY = {"cifar10": 90.94, "cifar100": 64.78}
 """VGG-9 teachers' test accuracy (Section 5.1)."""

@@ -29,9 +29,36 @@ import math
 import torch
 from torch import nn
 
-from ..core import losses
 from ..core.errors import require
 from ..core.jacobian import full_jacobian
+
+
+def eq2_right_side(teacher_probs: torch.Tensor, student_probs: torch.Tensor,
+                   teacher_jac: torch.Tensor, student_jac: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Right side of Eq 2, per example: -sum T_s log S_s - sigma^2 sum grad T_s . grad S_s / S_s.
+
+    ``*_probs`` are softmax outputs [B, k]; ``*_jac`` their full Jacobians [B, k, ...].
+    The paper calls this form unstable because of the 1/S_s factor. grad S_s / S_s =
+    grad log S_s is bounded in exact arithmetic, but computed as written it divides two
+    numbers that underflow together for classes the student thinks unlikely (0/0 in
+    float32); and, unlike the squared-error form, it is not the second-order expansion
+    (it drops Hessian terms of the same order) -- chapter 2 measures both.
+    """
+    ce = -(teacher_probs * torch.log(student_probs)).sum(dim=1)
+    dots = (teacher_jac.flatten(2) * student_jac.flatten(2)).sum(dim=2)
+    return ce - sigma ** 2 * (dots / student_probs).sum(dim=1)
+
+
+def eq3_right_side(labels_onehot: torch.Tensor, student_probs: torch.Tensor,
+                   student_jac: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Right side of Eq 3, per example: -sum y log S_s + sigma^2 sum y ||grad S_s||^2 / S_s^2.
+
+    Note the 1/S_s^2 factor (compare the squared-error form of Prop 2, which has none),
+    and that the exact second-order term is half this one minus sigma^2 tr(Hess S_s)/(2 S_s).
+    """
+    ce = -(labels_onehot * torch.log(student_probs)).sum(dim=1)
+    norms = student_jac.flatten(2).pow(2).sum(dim=2)
+    return ce + sigma ** 2 * (labels_onehot * norms / student_probs.pow(2)).sum(dim=1)
 
 
 def _draws(x: torch.Tensor, sigma: float, samples: int, seed: int, chunk: int):
@@ -140,7 +167,7 @@ def equation2(teacher: nn.Module, student: nn.Module, x: torch.Tensor, sigma: fl
     t_soft, s_soft = _softmax_model(teacher, temperature).eval(), _softmax_model(student, temperature).eval()
     with torch.no_grad():
         tp, sp = t_soft(x), s_soft(x)
-    rhs = losses.soft_target_cross_entropy_eq2(tp, sp, full_jacobian(t_soft, x), full_jacobian(s_soft, x), sigma)
+    rhs = eq2_right_side(tp, sp, full_jacobian(t_soft, x), full_jacobian(s_soft, x), sigma)
     lhs = []
     for xi in _draws(x, sigma, samples, seed, chunk):
         pair = 0.0
@@ -161,7 +188,7 @@ def equation3(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, sigma: fl
     with torch.no_grad():
         sp = soft(x)
     onehot = torch.nn.functional.one_hot(labels, sp.shape[1]).to(sp.dtype)
-    rhs = losses.label_cross_entropy_eq3(onehot, sp, full_jacobian(soft, x), sigma)
+    rhs = eq3_right_side(onehot, sp, full_jacobian(soft, x), sigma)
     lhs = []
     for xi in _draws(x, sigma, samples, seed, chunk):
         pair = 0.0

@@ -18,10 +18,9 @@ import math
 import torch
 from torch import nn
 
-from ..core import losses
 from ..core.errors import require
 from ..core.jacobian import full_jacobian
-from .propositions import _softmax_model, equation2, equation3, proposition1, proposition2
+from .propositions import _softmax_model, eq3_right_side, equation2, equation3, proposition1, proposition2
 STATEMENTS = ("Prop 1", "Prop 2", "Eq 2", "Eq 3")
 
 # Monte-Carlo budgets of chapter 2 per preset: draws per check, input points,
@@ -235,7 +234,7 @@ def confident_wrong(student: nn.Module, x0: torch.Tensor, label: int, margins, s
 
     For each margin a, the student's last bias of its top wrong class is raised by a,
     so S_s[label] falls like e^-a. Columns: ``p_label``; ``paper64`` / ``paper32``:
-    Eq 3's ||grad S_s||^2 / S_s^2 evaluated as written (via :mod:`lakt.losses`) in
+    Eq 3's ||grad S_s||^2 / S_s^2 evaluated as written (via :func:`lakt.analysis.propositions.eq3_right_side`) in
     float64 and float32; ``log_space``: the same quantity as ||grad log S_s||^2,
     which is what it equals mathematically (grad S = S grad log S: the 1/S^2 only
     cancels a factor S^2); ``taylor2``: the exact coefficient (1/2) tr Hessian of
@@ -265,7 +264,7 @@ def confident_wrong(student: nn.Module, x0: torch.Tensor, label: int, margins, s
             with torch.no_grad():
                 probs = soft(xx)
             onehot = torch.nn.functional.one_hot(labels, probs.shape[1]).to(dtype)
-            value = losses.label_cross_entropy_eq3(onehot, probs, full_jacobian(soft, xx), 1.0)
+            value = eq3_right_side(onehot, probs, full_jacobian(soft, xx), 1.0)
             ce = -(onehot * torch.log(probs)).sum(1)
             row[key] = (value - ce).item()
             if dtype == torch.float64:

@@ -58,35 +58,6 @@ def jacobian_norm_penalty(grad: torch.Tensor) -> torch.Tensor:
     return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
-def soft_target_cross_entropy_eq2(teacher_probs: torch.Tensor, student_probs: torch.Tensor,
-                                  teacher_jac: torch.Tensor, student_jac: torch.Tensor,
-                                  sigma: float) -> torch.Tensor:
-    """Right side of Eq 2, per example: -sum T_s log S_s - sigma^2 sum grad T_s . grad S_s / S_s.
-
-    ``*_probs`` are softmax outputs [B, k]; ``*_jac`` their full Jacobians [B, k, ...].
-    The paper calls this form unstable because of the 1/S_s factor. grad S_s / S_s =
-    grad log S_s is bounded in exact arithmetic, but computed as written it divides two
-    numbers that underflow together for classes the student thinks unlikely (0/0 in
-    float32); and, unlike the squared-error form, it is not the second-order expansion
-    (it drops Hessian terms of the same order) -- chapter 2 measures both.
-    """
-    ce = -(teacher_probs * torch.log(student_probs)).sum(dim=1)
-    dots = (teacher_jac.flatten(2) * student_jac.flatten(2)).sum(dim=2)
-    return ce - sigma ** 2 * (dots / student_probs).sum(dim=1)
-
-
-def label_cross_entropy_eq3(labels_onehot: torch.Tensor, student_probs: torch.Tensor,
-                            student_jac: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Right side of Eq 3, per example: -sum y log S_s + sigma^2 sum y ||grad S_s||^2 / S_s^2.
-
-    Note the 1/S_s^2 factor (compare the squared-error form of Prop 2, which has none),
-    and that the exact second-order term is half this one minus sigma^2 tr(Hess S_s)/(2 S_s).
-    """
-    ce = -(labels_onehot * torch.log(student_probs)).sum(dim=1)
-    norms = student_jac.flatten(2).pow(2).sum(dim=2)
-    return ce + sigma ** 2 * (labels_onehot * norms / student_probs.pow(2)).sum(dim=1)
-
-
 def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton et al.'s distillation term: T^2 KL(softmax(t/T) || softmax(s/T)), averaged over the batch.
 

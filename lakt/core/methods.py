@@ -17,11 +17,19 @@ they are the first six entries of :data:`METHODS`. Beyond the paper:
   projected gradient, || u_S/||u_S|| - u_T/||u_T|| ||^2 with u = v^T J: a loss of the
   size of one row's term (in [0, 4]), *not* an estimate of the normalised sum over the
   k rows, which would be about k times larger;
-* ``ce+jacnorm``: cross-entropy plus the Jacobian-norm penalty of Prop 2 (Table 3);
+* ``ce+jacnorm``: cross-entropy plus the Jacobian-norm penalty of Prop 2, lambda ||grad S_y||^2
+  on the label's *logit* (Table 3 as the squared-error derivation has it);
+* ``ce+logjacnorm``: cross-entropy plus Eq 3's penalty, lambda ||grad log softmax(S)_y||^2 =
+  lambda ||grad S_y||^2 / S_y^2 of the softmax output -- the form the paper's CE-trained
+  Table 3 nets follow from; it vanishes on confidently right examples;
 * ``kd``: Hinton et al.'s knowledge distillation, alpha T^2 KL(softmax(t/T) || softmax(s/T))
-  + (1 - alpha) CE -- the cross-entropy distillation the paper says squared error beats;
+  + (1 - alpha) CE -- the cross-entropy distillation the paper says squared error beats.
+  lakt's alpha weighs the KL term; torchdistill's ``KDLoss(alpha=...)`` weighs the CE term
+  (its beta = 1 - alpha the KL), so lakt's alpha = 0.9 is torchdistill's alpha = 0.1;
 * ``at+ce``: Zagoruyko & Komodakis's attention transfer plus CE, the other "Jacobian as
-  attention" approach the paper cites (:mod:`lakt.core.attention`).
+  attention" approach the paper cites (:mod:`lakt.core.attention`): CE + beta * sum over
+  stage pairs of the mean squared map distance, as their ``cifar.py`` computes it
+  (``beta * sum(at_losses)``), so lakt's beta is theirs (published: 1000).
 * ``act+fdjac`` (and ``+ce``): the full-Jacobian term of Prop 1 estimated by finite
   differences along random input directions, (S(x+hv) - S(x))/h against
   (T(x+hv) - T(x))/h with v ~ N(0, I_D): E_v ||(J_S - J_T) v||^2 = ||J_S - J_T||_F^2,
@@ -42,51 +50,53 @@ JACOBIAN_FORMS = ("plain", "normalized")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
+ESTIMATORS = ("exact", "projection", "finite-difference")
+
+
 @dataclass(frozen=True)
 class Method:
-    """Weights of each loss term and how the Jacobian term is formed."""
+    """Weights of each loss term, and how the Jacobian terms are estimated.
+
+    The Jacobian terms (``jac``, ``jacnorm``) read the student's Jacobian from one
+    *estimator* (:mod:`lakt.core.objective`): ``exact`` -- the selected row by a per-sample
+    backward (the paper's); ``projection`` -- v^T J for v ~ N(0, I_k), ``projections`` of them;
+    ``finite-difference`` -- (S(x + h v) - S(x)) / h for v ~ N(0, I_D), no double backward.
+    ``jacobian_of`` says what is differentiated: the logits (Props 1-2) or their
+    log-softmax (Eq 3: grad S_y / S_y of the softmax output).
+    """
 
     ce: float = 0.0          # alpha: cross-entropy with labels
-    act: float = 0.0         # beta: Match Activations
+    act: float = 0.0         # beta: Match Activations (at x + N(0, noise_sigma^2 I) when noise_sigma > 0)
     jac: float = 0.0         # gamma: Match Jacobians
-    jacnorm: float = 0.0     # Prop 2 penalty on the student's own input gradient
+    jacnorm: float = 0.0     # lambda: the norm penalty on the student's own Jacobian (Prop 2 / Eq 3)
+    kd_alpha: float = 0.0    # weight of Hinton's T^2 KL term; CE gets 1 - alpha (torchdistill's alpha is CE's)
+    at: float = 0.0          # beta of attention transfer: beta * sum over stages (Zagoruyko & Komodakis' code)
     noise_sigma: float = 0.0  # > 0: activations are matched at x + N(0, sigma^2 I)
-    projections: int = 0     # > 0: full-Jacobian terms by this many random projections
-    kd_alpha: float = 0.0    # weight of Hinton's T^2 KL term (the ``kd`` preset sets ce = 1 - alpha)
     kd_temperature: float = 1.0  # T of the softened softmaxes
-    at: float = 0.0          # beta of attention transfer (Zagoruyko & Komodakis)
-    fd_step: float = 0.0     # h > 0: the Jacobian term by finite differences along random input directions
-    fd_fraction: float = 0.25  # the share of each batch perturbed for the finite-difference term
+    jacobian_of: str = "logit"   # "logit" or "log_softmax": the output whose input gradient the terms use
+    projections: int = 0     # > 0: the projection estimator, with this many directions per step
+    fd_step: float = 0.0     # h > 0: the finite-difference estimator
+    fd_fraction: float = 0.25  # the share of each batch it moves
+
+    @property
+    def estimator(self) -> str:
+        """Where the Jacobian terms read the Jacobian from (:data:`ESTIMATORS`)."""
+        if self.fd_step > 0:
+            return "finite-difference"
+        return "projection" if self.projections > 0 else "exact"
 
     @property
     def needs_teacher(self) -> bool:
         return self.act > 0 or self.jac > 0 or self.kd_alpha > 0 or self.at > 0
 
     @property
-    def finite_difference(self) -> bool:
-        """The Jacobian term by finite differences: no input gradient of either network is taken."""
-        return self.jac > 0 and self.fd_step > 0
-
-    @property
-    def needs_student_gradient(self) -> bool:
-        return (self.jac > 0 and not self.finite_difference) or self.jacnorm > 0
-
-    @property
-    def needs_teacher_gradient(self) -> bool:
-        """The teacher's input gradient at x: only the exact (backward-pass) Jacobian term uses it."""
-        return self.jac > 0 and not self.finite_difference and self.projections == 0
+    def needs_student_jacobian(self) -> bool:
+        return self.jac > 0 or self.jacnorm > 0
 
     @property
     def teacher_targets_cacheable(self) -> bool:
-        """Per-image teacher targets are the same every epoch: no perturbed inputs, no random projections."""
+        """Per-image teacher targets are the same every epoch: no noisy inputs, no random projections."""
         return self.noise_sigma == 0 and self.projections == 0
-
-    @property
-    def needs_clean_teacher_targets(self) -> bool:
-        """Teacher logits/gradient at the clean x: not for noisy-input matching alone,
-        which queries the teacher only at x + xi (a teacher backward saved per step)."""
-        needs_logits_or_gradient = self.act > 0 or self.jac > 0 or self.kd_alpha > 0
-        return needs_logits_or_gradient and (self.noise_sigma == 0 or self.needs_student_gradient)
 
 
 METHODS: dict[str, Method] = {
@@ -103,31 +113,15 @@ METHODS: dict[str, Method] = {
     "act+fulljac": Method(act=1, jac=1, projections=1),
     "act+fulljac+ce": Method(ce=1, act=1, jac=1, projections=1),
     "ce+jacnorm": Method(ce=1, jacnorm=1),
-    # Baselines the paper argues against (issue 13); Hinton's T = 4, alpha = 0.9 and
-    # Zagoruyko & Komodakis's beta = 1000 as defaults, tuned on a validation split.
+    "ce+logjacnorm": Method(ce=1, jacnorm=1, jacobian_of="log_softmax"),
+    # Baselines the paper argues against; Hinton's T = 4, alpha = 0.9 and Zagoruyko &
+    # Komodakis's beta = 1000 as defaults, tuned on a validation split.
     "kd": Method(ce=0.1, kd_alpha=0.9, kd_temperature=4.0),
     "at+ce": Method(ce=1, at=1000.0),
     "act+fdjac": Method(act=1, jac=1, fd_step=0.01),
     "act+fdjac+ce": Method(ce=1, act=1, jac=1, fd_step=0.01),
 }
 PAPER_METHODS = ("ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac")
-METHOD_LABELS = {
-    "ce": "Regular Cross-Entropy (CE) training",
-    "act+ce": "Match Activations + CE",
-    "jac+ce": "Match Jacobians + CE",
-    "act+jac+ce": "Match {Activations + Jacobians} + CE",
-    "act": "Match Activations only",
-    "act+jac": "Match {Activations + Jacobians}",
-    "noisy-act": "Match Activations at noisy inputs (Prop 1, left side)",
-    "noisy-act+ce": "Match Activations at noisy inputs + CE",
-    "act+fulljac": "Match {Activations + projected full Jacobian}",
-    "act+fulljac+ce": "Match {Activations + projected full Jacobian} + CE",
-    "ce+jacnorm": "CE + Jacobian-norm penalty (Prop 2)",
-    "kd": "Hinton knowledge distillation (KL at temperature T + CE)",
-    "at+ce": "Attention transfer (Zagoruyko & Komodakis) + CE",
-    "act+fdjac": "Match {Activations + full Jacobian (finite differences)}",
-    "act+fdjac+ce": "Match {Activations + full Jacobian (finite differences)} + CE",
-}
 
 
 def row_name(method: str, jac_weight: float = 1.0) -> str:
@@ -141,12 +135,6 @@ def split_row_name(row: str) -> tuple[str, str]:
     return method, gamma
 
 
-def method_label(row: str) -> str:
-    """The paper's name of a method, or of a :func:`row_name` row with its weight."""
-    method, gamma = split_row_name(row)
-    return METHOD_LABELS.get(method, method) + (f" (γ = {gamma})" if gamma else "")
-
-
 def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | None = None,
                jac_weight: float | None = None, kd_temperature: float | None = None,
                kd_alpha: float | None = None, at_weight: float | None = None, fd_step: float | None = None,
@@ -156,7 +144,8 @@ def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | 
 
     ``jac_weight`` is gamma of the supplementary's loss, alpha CE + beta Act + gamma Jac
     (the paper sets every constant to 1); it applies to methods with a Jacobian term.
-    ``kd_temperature`` / ``kd_alpha`` set T and alpha of ``kd`` (CE weight 1 - alpha);
+    ``kd_temperature`` / ``kd_alpha`` set T and alpha of ``kd`` (alpha weighs T^2 KL, 1 - alpha CE:
+    the reverse of torchdistill's alpha);
     ``at_weight`` sets beta of ``at+ce``. Each applies only to methods with that term.
     """
     require(name in METHODS, f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
@@ -179,13 +168,13 @@ def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | 
     if noise_sigma is not None and method.noise_sigma > 0:
         require(noise_sigma > 0, f"noise sigma must be > 0 for {name!r}, got {noise_sigma}")
         method = replace(method, noise_sigma=float(noise_sigma))
-    if fd_step is not None and method.finite_difference:
+    if fd_step is not None and method.estimator == "finite-difference":
         require(fd_step > 0, f"finite-difference step must be > 0, got {fd_step}; e.g. --fd-step 0.01")
         method = replace(method, fd_step=float(fd_step))
-    if fd_fraction is not None and method.finite_difference:
+    if fd_fraction is not None and method.estimator == "finite-difference":
         require(0 < fd_fraction <= 1, f"perturbed fraction must be in (0, 1], got {fd_fraction}; e.g. --fd-fraction 0.25")
         method = replace(method, fd_fraction=float(fd_fraction))
     if penalty is not None:
         require(penalty >= 0, f"penalty strength must be >= 0, got {penalty}")
-        method = replace(method, jacnorm=float(penalty)) if name == "ce+jacnorm" else method
+        method = replace(method, jacnorm=float(penalty)) if method.jacnorm > 0 else method
     return method
