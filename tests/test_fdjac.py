@@ -74,8 +74,8 @@ def test_gamma_scales_the_term_and_no_input_gradient_is_taken():
 
 def test_perturbed_fraction_and_options_are_checked():
     m = get_method("act+fdjac", fd_step=0.05, fd_fraction=0.5)
-    assert (m.fd_step, m.fd_fraction, m.finite_difference, m.needs_student_gradient) == (0.05, 0.5, True, False)
-    assert not m.needs_teacher_gradient and m.teacher_targets_cacheable
+    assert (m.fd_step, m.fd_fraction, m.estimator) == (0.05, 0.5, "finite-difference")
+    assert m.teacher_targets_cacheable
     assert get_method("act+jac", fd_step=0.05).fd_step == 0  # only the fdjac methods take h
     for bad in ({"fd_step": 0.0}, {"fd_fraction": 0.0}, {"fd_fraction": 1.5}):
         with pytest.raises(LaktError):

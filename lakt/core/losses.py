@@ -4,6 +4,23 @@ Conventions, used everywhere in lakt: a squared error is summed over its vector
 (k logits, or the D input dimensions of a gradient) and averaged over the batch, so
 each term is the per-example quantity of Propositions 1 and 2, batch-averaged.
 Gradients are those of :mod:`lakt.core.jacobian`, shaped like the input.
+
+The paper does not state its reductions. Adam is invariant to scaling the whole loss,
+so without CE only the ratio of the terms matters and each reading is one of lakt's
+weights (k = 10 outputs, D = 3,072 input elements for CIFAR):
+
+==============================  ==========================  ====================
+the paper's term read as        in lakt's units             paper's 1 becomes
+==============================  ==========================  ====================
+Act: mean over k                Act / k                     gamma = k = 10
+Jac: mean over D                Jac / D                     gamma = 1/D = 3.3e-4
+Act and Jac: both means         (Act / k, Jac / D)          gamma = k/D = 3.3e-3
+penalty: mean over D            ||grad S_y||^2 / D          lambda = lambda_p / D
+penalty on log softmax (Eq 3)   ``ce+logjacnorm``           another method
+==============================  ==========================  ====================
+
+With CE in the loss the readings also move CE's weight against the others; chapter 3
+shows the accuracy at each reading.
 """
 from __future__ import annotations
 
@@ -76,7 +93,7 @@ def attention_transfer(student_maps: list[torch.Tensor], teacher_maps: list[torc
     Each entry is an already L2-normalised, flattened attention map [B, H*W]
     (:func:`lakt.core.attention.attention_map`). Per pair: the squared distance averaged
     over batch and positions -- the form of the authors' reference code
-    (``(at(x) - at(y)).pow(2).mean()``), for which their published beta = 1000 holds;
-    the ``at+ce`` method multiplies the sum by beta / 2.
+    (``(at(x) - at(y)).pow(2).mean()``); the ``at+ce`` method multiplies the sum by beta,
+    as their ``cifar.py`` does (``beta * sum(loss_groups)``), so their published beta = 1000 holds.
     """
     return sum((s - t.detach()).pow(2).mean() for s, t in zip(student_maps, teacher_maps, strict=True))

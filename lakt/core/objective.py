@@ -1,338 +1,234 @@
-"""The loss of one training step, for a :class:`~lakt.core.methods.Method`.
+"""The loss of one training step: a weighted sum of terms, read from one gathered batch.
 
-:class:`Objective` turns a method's weights into alpha*CE + beta*MatchAct +
-gamma*MatchJac for one batch; :class:`TeacherCache` holds the frozen teacher's
-targets per training image so they are computed once, not every epoch.
+The supplementary's loss is alpha*CE + beta*MatchAct + gamma*MatchJac; lakt adds
+the Jacobian-norm penalty (Prop 2, Eq 3), activations matched at noisy inputs (Prop 1's
+left side), Hinton KD and attention transfer. Each term is a row of :data:`TERMS`: its
+name, its weight in a :class:`~lakt.core.methods.Method`, what it reads, and its value.
+:class:`Objective` gathers what the weighted terms read once per step -- one student
+forward at x, one teacher lookup, the Jacobians from the method's one estimator -- and
+sums them. A new term is one more row.
+
+The Jacobian estimators (``Method.estimator``) give the student's and the teacher's
+Jacobian as stacks [P, B, ...] that every Jacobian term reads alike:
+
+* ``exact``: the selected output's input gradient, per sample, by one backward of the
+  student with BatchNorm's batch statistics held fixed (:mod:`lakt.core.jacobian`), P = 1;
+* ``projection``: v^T J for P directions v ~ N(0, I_k) shared by student and teacher --
+  in the plain form an unbiased estimate of the full-Jacobian sum of Prop 1;
+* ``finite-difference``: (S(x + h v) - S(x)) / h = J v + O(h) for v ~ N(0, I_D), on the
+  first ``fd_fraction`` of the batch, which joins the batch in the one student forward
+  (so BatchNorm normalises x and x + h v with the same statistics). No input gradient is
+  taken; E_v ||(J_S - J_T) v||^2 = ||J_S - J_T||_F^2, the plain form's full sum, so this
+  estimator refuses the normalised form and bfloat16 (:func:`refusal`).
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import attention, losses, one_pass
+from . import attention, losses
 from .checks import check_inputs, output_checks
 from .errors import require
-from .jacobian import BATCH_STATISTICS, input_vjp, logits_and_gradient, select_outputs
+from .jacobian import differentiable_input, differentiated, held_fixed, input_vjp, select_outputs
 from .methods import JACOBIAN_FORMS, PRECISIONS, Method
+from .teacher import TeacherCache, freeze, teacher_targets
 
-TEACHER_AT_MOVED = "lakt: teacher at x + h v"  # profiler label: the finite-difference term's teacher forward
-
-
-def freeze(teacher: nn.Module) -> nn.Module:
-    """Eval mode and no parameter gradients: the teacher only gives targets."""
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+TEACHER_AT_MOVED = "lakt: teacher at x + h v"  # profiler label: the finite-difference estimator's teacher forward
 
 
-def teacher_targets(teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-                    output: str = "label") -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher logits and the input gradient of the selected output, both detached.
+@dataclass
+class Batch:
+    """What the terms of one step read; a field stays None unless a weighted term needs it."""
 
-    One forward and one backward of the frozen teacher (exact per sample: eval mode).
-    """
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = teacher(x)
-        index = select_outputs(output, labels, logits.detach())
-        (grad,) = torch.autograd.grad(logits.gather(1, index.view(-1, 1)).sum(), x)
-    return logits.detach(), grad.detach()
-
-
-class TeacherCache:
-    """Teacher logits and selected input gradients, computed once per training image.
-
-    Valid when the inputs are not augmented or perturbed: the targets of image n are
-    then the same in every epoch, so recomputing them per step (a teacher forward and
-    backward) is wasted work. Indexed by the dataset positions the loader yields.
-
-    Where the targets live (``where``): on the training device when they fit (the
-    default, ``"auto"``, allows half of the free GPU memory), else in host memory,
-    or memory-mapped from a file (``"disk"``, for sets larger than RAM); only the
-    rows of each batch are then copied to the device.
-    """
-
-    def __init__(self, logits: torch.Tensor, grads: torch.Tensor, index: torch.Tensor, device=None):
-        self.logits, self.grads, self.index = logits, grads, index
-        self.device = torch.device(device) if device is not None else grads.device
-
-    @classmethod
-    def build(cls, teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor, output: str = "label",
-              batch_size: int = 256, where: str = "auto", path=None) -> "TeacherCache":
-        require(where in ("auto", "device", "host", "disk"), f"unknown cache place {where!r}")
-        device = x.device
-        if where == "auto":
-            where = "device" if _fits_on(device, x.numel() * x.element_size()) else "host"
-        logits, grads = [], []
-        for start in range(0, len(x), batch_size):
-            lo, g = teacher_targets(teacher, x[start:start + batch_size], labels[start:start + batch_size], output)
-            logits.append(lo)
-            grads.append(g if where == "device" else g.cpu())
-        logits_t = torch.cat(logits)
-        index = select_outputs(output, labels, logits_t)
-        grads_t = torch.cat(grads)
-        if where == "disk":
-            import numpy as np
-            require(path is not None, "a disk cache needs a file path")
-            np.save(path, grads_t.numpy())
-            grads_t = torch.from_numpy(np.load(path, mmap_mode="c"))  # copy-on-write: never alters the file
-        return cls(logits_t, grads_t, index, device)
-
-    def __getitem__(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        grads = self.grads[positions.to(self.grads.device)].to(self.device, non_blocking=True)
-        return self.logits[positions], grads, self.index[positions]
+    x: torch.Tensor
+    y: torch.Tensor
+    s_logits: torch.Tensor | None = None
+    t_logits: torch.Tensor | None = None
+    s_jac: torch.Tensor | None = None  # [P, B', ...]: the student's Jacobian estimate (graph kept)
+    t_jac: torch.Tensor | None = None  # the teacher's, detached
+    s_maps: list = field(default_factory=list)
+    t_maps: list = field(default_factory=list)
+    s_noisy: torch.Tensor | None = None  # logits at x + N(0, sigma^2 I)
+    t_noisy: torch.Tensor | None = None
+    t_input: torch.Tensor | None = None  # projection estimator: the teacher's input leaf, and
+    t_graph: torch.Tensor | None = None  # its logits with their graph, for v^T J_T
 
 
-def _fits_on(device: torch.device, nbytes: int) -> bool:
-    if device.type != "cuda":
-        return True  # host memory is where it would go anyway
-    free, _ = torch.cuda.mem_get_info(device)
-    return nbytes < free // 2
+@dataclass(frozen=True)
+class Term:
+    name: str                              # its key in the terms an Objective returns
+    weight: Callable[[Method], float]
+    reads: frozenset                       # of "teacher", "jacobians", "maps", "noisy"
+    value: Callable[["Objective", Batch], torch.Tensor]
+
+
+def _each(pairs, fn) -> torch.Tensor:
+    return torch.stack([fn(*p) for p in pairs]).mean()
+
+
+TERMS = (
+    Term("ce", lambda m: m.ce, frozenset(), lambda o, b: losses.cross_entropy(b.s_logits, b.y)),
+    Term("act", lambda m: m.act * (m.noise_sigma == 0), frozenset({"teacher"}),
+         lambda o, b: losses.match_activations(b.s_logits, b.t_logits)),
+    Term("noisy_act", lambda m: m.act * (m.noise_sigma > 0), frozenset({"noisy"}),
+         lambda o, b: losses.match_activations(b.s_noisy, b.t_noisy)),
+    Term("jac", lambda m: m.jac, frozenset({"teacher", "jacobians"}),
+         lambda o, b: _each(zip(b.s_jac, b.t_jac), o.match_jacobians)),
+    Term("jacnorm", lambda m: m.jacnorm, frozenset({"jacobians"}),
+         lambda o, b: _each(zip(b.s_jac), losses.jacobian_norm_penalty)),
+    Term("kd", lambda m: m.kd_alpha, frozenset({"teacher"}),
+         lambda o, b: losses.hinton_kd(b.s_logits, b.t_logits, o.method.kd_temperature)),
+    Term("at", lambda m: m.at, frozenset({"teacher", "maps"}),
+         lambda o, b: losses.attention_transfer(b.s_maps, b.t_maps)),
+)
+
+
+def refusal(method: Method, jacobian_form: str, precision: str) -> str | None:
+    """Why this method cannot be computed in this form and precision (None: it can)."""
+    if method.estimator == "finite-difference" and method.jac > 0 and jacobian_form != "plain":
+        return ("the finite-difference estimator matches J v over the k outputs, the plain full-Jacobian "
+                "term; it has no normalised form: use jacobian_form='plain'")
+    if method.estimator == "finite-difference" and precision != "fp32":
+        return "the finite-difference estimator needs float32 (bf16 rounding exceeds S(x + h v) - S(x) at small h)"
+    return None
 
 
 class Objective:
-    """The loss of one training step for a :class:`Method`; returns (total, terms).
+    """The loss of one training step for a :class:`Method`; ``objective(student, x, y)`` returns (total, terms).
 
-    ``terms`` holds each weighted term's value as a detached tensor, so the
-    training history can record CE, Act and Jac separately, and ``terms["logits"]``,
-    the student's logits *with* their graph, so a user's own loop can add terms of its
-    own (a KD term, a penalty) without a second student forward.
-
-    ``jacobian_form`` defaults to ``"plain"``, ||grad T - grad S||^2: the Match-Jacobians
-    term exactly as Proposition 1 derives it and as the paper uses it for CIFAR-100, and
-    the default of :class:`lakt.runs.RunConfig`, so a config and an Objective built
-    without the argument agree. The paper trains CIFAR-10 with ``"normalized"``
-    (supplementary, "Loss function": only the gradients' directions are matched, a value
-    in [0, 4]); the CLI and the CIFAR-10 presets pass it, and so should you for CIFAR-10.
-
-    ``precision="bf16"``: the student's passes run under bfloat16 autocast (a GPU
-    speed option); its logits and input gradients are cast to float32 before any loss
-    arithmetic, so the normalisation and squared differences of the Jacobian term --
-    small differences of small numbers -- are computed in float32, and the teacher's
-    targets always are.
+    ``terms`` holds each weighted term's value, detached (the training history records
+    them), and ``terms["logits"]``, the student's logits *with* their graph, so your own
+    loop can add a term without a second forward. ``jacobian_form``: ``"plain"``,
+    ||grad T - grad S||^2 as Prop 1 derives it (the paper's CIFAR-100 form), or
+    ``"normalized"``, unit-norm gradients (the supplementary's CIFAR-10 form, in [0, 4]).
+    ``output``: the Jacobian row of the label or of the teacher's top logit. ``cache`` /
+    ``attention_cache``: the teacher's targets per training image, looked up by the
+    ``positions`` the loader yields. ``precision="bf16"``: the student's passes under
+    bfloat16 autocast, every loss computed in float32. If ``x`` requires grad, the total
+    is differentiable with respect to it.
     """
 
     def __init__(self, method: Method, teacher: nn.Module | None = None, *, jacobian_form: str = "plain",
                  output: str = "label", cache: TeacherCache | None = None, precision: str = "fp32",
-                 batch_statistics: str = "fixed",
                  attention_cache: "attention.AttentionCache | None" = None):
-        require(jacobian_form in JACOBIAN_FORMS,
-                f"unknown Jacobian form {jacobian_form!r}; choose one of {JACOBIAN_FORMS}")
+        require(jacobian_form in JACOBIAN_FORMS, f"unknown Jacobian form {jacobian_form!r}; choose one of {JACOBIAN_FORMS}")
         require(precision in PRECISIONS, f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
-        self.autocast_dtype = PRECISIONS[precision]
-        require(not method.finite_difference or precision == "fp32",
-                "the finite-difference Jacobian term needs float32 (a bf16 logit's rounding exceeds the difference "
-                "at small h); use --precision fp32 with the *fdjac* methods")
-        require(batch_statistics in BATCH_STATISTICS,
-                f"unknown batch_statistics {batch_statistics!r}; choose one of {BATCH_STATISTICS}")
-        self.batch_statistics = batch_statistics
         require(not method.needs_teacher or teacher is not None, "this method needs a teacher model")
+        reason = refusal(method, jacobian_form, precision)
+        require(reason is None, str(reason))
         self.method, self.jacobian_form, self.output = method, jacobian_form, output
+        self.autocast_dtype = PRECISIONS[precision]
         self.teacher = freeze(teacher) if teacher is not None else None
         self.cache = cache if method.teacher_targets_cacheable else None
         self.attention_cache = attention_cache if method.teacher_targets_cacheable else None
-        require(not method.at or not (method.needs_student_gradient or method.noise_sigma or method.projections),
-                "attention transfer combines only with CE, Match Activations and KD")
+        self.terms = [(t, float(t.weight(method))) for t in TERMS if t.weight(method) > 0]
+        self.reads = frozenset().union(*(t.reads for t, _ in self.terms))
 
-    def _autocast(self, x: torch.Tensor):
-        if self.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype)
-
-    def _loss_dtype(self, t: torch.Tensor) -> torch.Tensor:
-        """Autocast outputs back to float32 for the loss arithmetic; otherwise unchanged."""
-        return t.float() if self.autocast_dtype is not None else t
-
-    def _match_jac(self, s_grad: torch.Tensor, t_grad: torch.Tensor) -> torch.Tensor:
+    def match_jacobians(self, s_jac: torch.Tensor, t_jac: torch.Tensor) -> torch.Tensor:
         if self.jacobian_form == "normalized":
-            return losses.match_jacobians_normalized(s_grad, t_grad)
-        return losses.match_jacobians(s_grad, t_grad)
+            return losses.match_jacobians_normalized(s_jac, t_jac)
+        return losses.match_jacobians(s_jac, t_jac)
 
     def __call__(self, student: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  positions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The weighted loss of one batch and its terms, with one forward of the student.
+        """The weighted loss of ``x`` [B, C, H, W] with labels ``y`` [B] and its terms; one student forward.
 
-        ``student``: the network being trained (train or eval mode; it returns logits
-        [B, k]). ``x``: float inputs [B, C, H, W] on the student's device and dtype.
-        ``y``: class indices [B] (any integer dtype). ``positions``: the batch's indices
-        into the training set, to look up a :class:`TeacherCache`'s targets.
-
-        Returns ``(total, terms)``: ``total`` to call ``backward()`` on, and ``terms`` --
-        ``"ce"``, ``"act"``, ``"jac"``, ``"jacnorm"`` (those the method weights, each
-        weighted and detached) and ``"logits"`` (the student's, with their graph).
         Inputs that do not fit the networks raise :class:`~lakt.core.errors.LaktError`
-        saying which and how to fix it (:mod:`lakt.core.checks`).
+        saying what to change (:mod:`lakt.core.checks`, once per step).
         """
         y = check_inputs(student, self.teacher, x, y)
-        teacher_outputs = self.cache.logits.shape[1] if self.cache is not None else None
-        with output_checks(student, self.teacher, teacher_outputs):
-            return self._loss(student, x, y, positions)
+        k = self.cache.logits.shape[1] if self.cache is not None else None
+        with output_checks(student, self.teacher, k, y):
+            b = self._gather(student, x, y, positions)
+            values = {t.name: w * t.value(self, b) for t, w in self.terms}
+        total = sum(values.values())
+        return total, {k: v.detach() for k, v in values.items()} | {"logits": b.s_logits}
 
-    def _loss(self, student, x, y, positions):
-        m = self.method
-        terms: dict[str, torch.Tensor] = {}
-        if m.projections > 0:
-            return self._projected(student, x, y)
-        if m.at > 0:
-            return self._attention_transfer(student, x, y, positions)
-        t_logits = t_grad = index = None
-        if m.needs_clean_teacher_targets:
-            if self.cache is not None and positions is not None:
-                t_logits, t_grad, index = self.cache[positions]
-            elif m.needs_teacher_gradient:
-                t_logits, t_grad = teacher_targets(self.teacher, x, y, self.output)
-                index = select_outputs(self.output, y, t_logits)
-            else:  # logits alone: no teacher backward
-                with torch.no_grad():
-                    t_logits = self.teacher(x)
-                index = select_outputs(self.output, y, t_logits)
-        else:
-            index = y
-        if m.finite_difference:
-            return self._finite_difference(student, x, y, t_logits)
-        with self._autocast(x):
-            if m.needs_student_gradient:
-                s_logits, s_grad = self._student_logits_and_gradient(student, x, index)
-                s_grad = self._loss_dtype(s_grad)
-            else:
-                s_logits, s_grad = student(x), None
-        s_logits = self._loss_dtype(s_logits)
-        if m.ce:
-            terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
-        if m.act:
-            if m.noise_sigma > 0:
-                noisy = x + m.noise_sigma * torch.randn_like(x)
-                with torch.no_grad():
-                    t_noisy = self.teacher(noisy)
-                with self._autocast(x):
-                    s_noisy = student(noisy)
-                terms["act"] = m.act * losses.match_activations(self._loss_dtype(s_noisy), t_noisy)
-            else:
-                terms["act"] = m.act * losses.match_activations(s_logits, t_logits)
-        if m.jac:
-            terms["jac"] = m.jac * self._match_jac(s_grad, t_grad)
-        if m.jacnorm:
-            terms["jacnorm"] = m.jacnorm * losses.jacobian_norm_penalty(s_grad)
-        if m.kd_alpha:
-            terms["kd"] = m.kd_alpha * losses.hinton_kd(s_logits, t_logits, m.kd_temperature)
-        return self._finish(terms, s_logits)
+    def _autocast(self, x):
+        return nullcontext() if self.autocast_dtype is None else torch.autocast(x.device.type, self.autocast_dtype)
 
-    def _attention_transfer(self, student, x, y, positions):
-        """CE (+ Act, KD) + beta/2 * attention transfer: student maps by forward hooks on its stage ends."""
-        m = self.method
-        terms: dict[str, torch.Tensor] = {}
-        with attention.recording(student) as s_maps, self._autocast(x):
-            s_logits = student(x)
-        s_logits = self._loss_dtype(s_logits)
-        if self.attention_cache is not None and positions is not None:
-            t_maps = self.attention_cache[positions]
-            t_logits = self.cache[positions][0] if (m.act or m.kd_alpha) and self.cache is not None else None
-        else:
-            with torch.no_grad(), attention.recording(self.teacher) as t_maps:
-                t_logits = self.teacher(x)
-        if (m.act or m.kd_alpha) and t_logits is None:
+    def _f32(self, t: torch.Tensor) -> torch.Tensor:
+        """Autocast outputs back to float32 for the loss arithmetic; otherwise unchanged."""
+        return t.float() if self.autocast_dtype is not None else t
+
+    def _gather(self, student, x, y, positions) -> Batch:
+        m, b = self.method, Batch(x, y)
+        jacobians, maps = "jacobians" in self.reads, "maps" in self.reads
+        index = self._teacher(b, positions, jacobians, maps) if "teacher" in self.reads else y
+        xs = differentiable_input(x) if jacobians and m.estimator != "finite-difference" else x
+        moved = None
+        if jacobians and m.estimator == "finite-difference":
+            n = max(1, round(m.fd_fraction * len(x)))
+            moved = x[:n] + m.fd_step * torch.randn_like(x[:n])
+            xs = torch.cat([x, moved])
+        per_sample = jacobians and m.estimator != "finite-difference"  # an input gradient will be taken
+        with torch.enable_grad(), self._autocast(x), held_fixed(student) if per_sample else nullcontext(), \
+                attention.recording(student) if maps else nullcontext([]) as s_maps:
+            logits = student(xs)
+        b.s_maps = [s[:len(x)] for s in s_maps]
+        b.s_logits = self._f32(logits[:len(x)])
+        if jacobians:
+            b.s_jac = self._student_jacobian(logits, xs, index, moved, b)
+        if "noisy" in self.reads:
+            noisy = x + m.noise_sigma * torch.randn_like(x)
             with torch.no_grad():
-                t_logits = self.teacher(x)
-        if m.ce:
-            terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
-        if m.act:
-            terms["act"] = m.act * losses.match_activations(s_logits, t_logits)
-        if m.kd_alpha:
-            terms["kd"] = m.kd_alpha * losses.hinton_kd(s_logits, t_logits, m.kd_temperature)
-        terms["at"] = m.at / 2 * losses.attention_transfer(list(s_maps), list(t_maps))
-        return self._finish(terms, s_logits)
-
-    def _projected(self, student, x, y):
-        """Full-Jacobian terms by random projections v ~ N(0, I_k), shared by S and T.
-
-        Plain form: an unbiased estimate of sum_i ||grad S^i - grad T^i||^2 (Prop 1). Normalised
-        form: the projected gradients' directions matched, not the normalised sum over rows
-        (:mod:`lakt.core.methods`, ``act+fulljac``).
-        """
-        m = self.method
-        terms: dict[str, torch.Tensor] = {}
-        xs = x.detach().requires_grad_(True)
-        with self._autocast(x):
-            if self._two_passes(student):  # train-mode BatchNorm: one forward serves the loss and, with
-                with one_pass.one_pass(student):  # the statistics held fixed, the projected gradients
-                    s_logits = student(xs)
-                fixed = one_pass.statistics_held_fixed_backward
-            else:
-                s_logits = student(xs)
-                fixed = nullcontext
-        if self.teacher is not None:
-            xt = x.detach().requires_grad_(True)
-            with torch.enable_grad():
-                t_logits = self.teacher(xt)
-        estimates = []
-        for _ in range(m.projections):
-            v = torch.randn_like(s_logits)
+                b.t_noisy = self.teacher(noisy)
             with self._autocast(x):
-                with fixed():
-                    s_grad = self._loss_dtype(input_vjp(s_logits, xs, v, create_graph=True))
-            if self.teacher is not None:
-                estimates.append(self._match_jac(s_grad, input_vjp(t_logits, xt, v).detach()))
+                b.s_noisy = self._f32(student(noisy))
+        return b
+
+    def _teacher(self, b: Batch, positions, jacobians: bool, maps: bool) -> torch.Tensor:
+        """Fill the teacher's logits, Jacobian and maps at x; return the selected outputs' index."""
+        m, x, y = self.method, b.x, b.y
+        if self.cache is not None and positions is not None:
+            b.t_logits, t_grad, index = self.cache[positions]
+            b.t_jac = t_grad[None] if jacobians and m.jac and m.estimator == "exact" else None
+        elif jacobians and m.jac and m.estimator == "exact":
+            b.t_logits, t_grad, index = teacher_targets(self.teacher, x, y, self.output, m.jacobian_of)
+            b.t_jac = t_grad[None]
+        elif jacobians and m.jac and m.estimator == "projection":
+            b.t_input = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                b.t_graph = self.teacher(b.t_input)
+            b.t_logits = b.t_graph.detach()
+            index = y
+        else:
+            with torch.no_grad():
+                b.t_logits = self.teacher(x)
+            index = select_outputs(self.output, y, b.t_logits)
+        if maps:
+            if self.attention_cache is not None and positions is not None:
+                b.t_maps = self.attention_cache[positions]
             else:
-                estimates.append(losses.jacobian_norm_penalty(s_grad))
-        estimate = torch.stack(estimates).mean()
-        s_logits = self._loss_dtype(s_logits)
-        if m.ce:
-            terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
-        if m.act:
-            terms["act"] = m.act * losses.match_activations(s_logits, t_logits.detach())
-        if m.jac:
-            terms["jac"] = m.jac * estimate
-        if m.jacnorm:
-            terms["jacnorm"] = m.jacnorm * estimate
-        return self._finish(terms, s_logits)
+                with torch.no_grad(), attention.recording(self.teacher) as t_maps:
+                    self.teacher(x)
+                b.t_maps = list(t_maps)
+        return index
 
-    def _finite_difference(self, student, x, y, t_logits):
-        """Act (+ CE) and the full-Jacobian term by finite differences (Prop 1 as an estimator).
-
-        The first ``fd_fraction`` of the batch (the loader has shuffled it) is moved to
-        x + h v, v ~ N(0, I_D), and joins the batch in one student forward: in train mode
-        BatchNorm then normalises each clean point and its moved copy with the same batch
-        statistics, so S(x + h v) - S(x) is a difference of one function -- the student with
-        the batch statistics held fixed, whose per-sample Jacobian the term estimates (CE and
-        Act see the statistics of the B + n images). The teacher at x comes from the cache,
-        at x + h v from one no-grad eval-mode forward; no input gradient is taken.
-        """
-        m = self.method
-        n = max(1, round(m.fd_fraction * len(x)))
-        moved = x[:n] + m.fd_step * torch.randn_like(x[:n])
-        outputs = student(torch.cat([x, moved]))
-        s_logits, s_moved = outputs[:len(x)], outputs[len(x):]
-        with torch.no_grad(), torch.profiler.record_function(TEACHER_AT_MOVED):
-            t_moved = self.teacher(moved)
-        terms: dict[str, torch.Tensor] = {}
-        if m.ce:
-            terms["ce"] = m.ce * losses.cross_entropy(s_logits, y)
-        if m.act:
-            terms["act"] = m.act * losses.match_activations(s_logits, t_logits)
-        terms["jac"] = m.jac * losses.match_finite_differences(s_moved, s_logits[:n], t_moved, t_logits[:n], m.fd_step)
-        return self._finish(terms, s_logits)
-
-    def _two_passes(self, student: nn.Module) -> bool:
-        """Whether the student's input gradient needs its own forward: per-sample gradients
-        of a train-mode BatchNorm net come from a pass with the batch statistics held fixed
-        (:mod:`lakt.core.jacobian`), while the loss is taken on the ordinary forward."""
-        return self.batch_statistics == "fixed" and any(
-            isinstance(mod, _BatchNorm) and mod.training for mod in student.modules())
-
-    def _student_logits_and_gradient(self, student: nn.Module, x: torch.Tensor, index: torch.Tensor):
-        """Logits for the loss terms and each sample's gradient of its selected output, graph kept."""
-        if not self._two_passes(student):  # one pass gives both (eval mode, no BatchNorm, or "coupled")
-            return logits_and_gradient(student, x, index, create_graph=True, batch_statistics="coupled")
-        # One forward for both: BatchNorm's usual gradients and running stats for the loss, the
-        # statistics held fixed for the input gradient (lakt.core.one_pass; equal to an ordinary
-        # forward plus logits_and_gradient(..., batch_statistics="fixed"), one forward cheaper).
-        return one_pass.logits_and_gradient(student, x, index)
-
-    @staticmethod
-    def _finish(terms, s_logits):
-        total = sum(terms.values())
-        return total, {k: v.detach() for k, v in terms.items()} | {"logits": s_logits}
+    def _student_jacobian(self, logits, xs, index, moved, b: Batch) -> torch.Tensor:
+        """The student's Jacobian estimate [P, B', ...] (and, where the teacher's depends on
+        random directions, the teacher's into ``b.t_jac``)."""
+        m, x = self.method, b.x
+        if m.estimator == "finite-difference":
+            n = len(moved)
+            out = differentiated(logits, m.jacobian_of)
+            if m.jac:
+                with torch.no_grad(), torch.profiler.record_function(TEACHER_AT_MOVED):
+                    t_out = differentiated(torch.cat([b.t_logits[:n], self.teacher(moved)]), m.jacobian_of)
+                b.t_jac = ((t_out[n:] - t_out[:n]) / m.fd_step)[None]
+            return ((out[len(x):] - out[:n]) / m.fd_step)[None]
+        out = differentiated(logits, m.jacobian_of)
+        if m.estimator == "exact":
+            directions = [torch.zeros_like(out).scatter_(1, index.view(-1, 1), 1.0)]
+        else:
+            directions = [torch.randn_like(out) for _ in range(m.projections)]
+            if m.jac:
+                t_out = differentiated(b.t_graph, m.jacobian_of)
+                b.t_jac = torch.stack([input_vjp(t_out, b.t_input, v.to(t_out.dtype)) for v in directions]).detach()
+        with self._autocast(x):
+            s_jac = torch.stack([input_vjp(out, xs, v, create_graph=True) for v in directions])
+        return self._f32(s_jac)

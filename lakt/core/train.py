@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -119,67 +120,94 @@ def train_step(model: nn.Module, objective, optimizer, positions, x, y):
 OPTIMIZERS = ("adam", "sgd")
 
 
-def _optimizer_and_schedule(model, kind: str, epochs: int, lr: float, final_lr: float, drop_at: float,
-                            weight_decay: float):
+def _optimizer_and_schedule(model, spec: "TrainSpec"):
     """The optimiser and its per-epoch learning-rate schedule.
 
     ``adam`` is the paper's (supplementary: Adam at lr, one drop to final_lr, here at
     ``drop_at`` of the epochs). ``sgd`` -- Nesterov momentum 0.9, L2 weight decay, cosine
     from lr to final_lr -- is the usual CIFAR recipe, an alternative for teachers: Adam
     without weight decay overfits the ¼-width augmented teacher when trained longer
-    (presets ``cifar10-cpu-v2-teacher-*``; chapter 3 compares the recipes).
+    (chapter 3 compares the recipes).
     """
-    require(kind in OPTIMIZERS, f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
+    lr, final_lr, epochs, weight_decay = spec.lr, spec.final_lr, spec.epochs, spec.weight_decay
     require(weight_decay >= 0, f"weight decay must be >= 0, got {weight_decay!r}")
-    if kind == "sgd":
+    if spec.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
         return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=final_lr)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    milestone = max(1, int(round(drop_at * epochs)))
+    milestone = max(1, int(round(spec.drop_at * epochs)))
     return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[milestone], gamma=final_lr / lr)
 
 
-def fit(model: nn.Module, train, objective, *, epochs: int, batch_size: int,
-        lr: float = 1e-3, final_lr: float = 1e-4, drop_at: float = 0.8, seed: int = 0,
-        device=None, test: Split | None = None, eval_every: int = 0, progress: bool = True,
-        checkpoint: Path | None = None, describe: dict | None = None, on_epoch=None,
-        channels_last: bool = False, checkpoint_overhead: float | None = 0.1, augment: bool = False,
-        validation: Split | None = None, optimizer: str = "adam", weight_decay: float = 0.0) -> list[dict]:
-    """Train ``model`` in place; return the history, one dict per epoch.
+@dataclass(frozen=True)
+class TrainSpec:
+    """How a network is trained: run length, optimiser, schedule, seed, device and speed options.
+
+    The defaults are the paper's (supplementary, "Optimization"): Adam at ``lr``, one drop
+    to ``final_lr`` at ``drop_at`` of the epochs. ``optimizer="sgd"``: Nesterov momentum
+    0.9, cosine from ``lr`` to ``final_lr``, L2 ``weight_decay``. ``augment``: each batch
+    randomly cropped (4-pixel zero padding) and flipped on the device (the objective then
+    gets no dataset positions, so it never reads teacher targets cached for un-augmented
+    images). ``eval_every``: epochs between accuracy evaluations (0: the last epoch only).
+    ``checkpoint_overhead``: the largest share of training time spent writing the
+    checkpoint (None: after every epoch) -- a low-data run has one-batch epochs, often
+    shorter than an fsynced write of model and Adam state, so saving after each would
+    dominate; a kill then loses at most about save-time / overhead of work, and the
+    resumed run is the same run either way (the random states travel with it).
+    ``channels_last``: NHWC layout (a GPU speed option; equal up to float rounding).
+    ``name``: how progress bars and errors call the run.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float = 1e-3
+    final_lr: float = 1e-4
+    drop_at: float = 0.8
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str | torch.device | None = None  # None: CUDA when present, else the CPU
+    augment: bool = False
+    channels_last: bool = False
+    eval_every: int = 0
+    checkpoint_overhead: float | None = 0.1
+    name: str = "train"
+
+    def __post_init__(self):
+        require(isinstance(self.epochs, int) and not isinstance(self.epochs, bool) and self.epochs >= 1,
+                f"epochs must be a positive integer, got {self.epochs!r}")
+        require(isinstance(self.batch_size, int) and not isinstance(self.batch_size, bool) and self.batch_size >= 1,
+                f"batch_size must be a positive integer, got {self.batch_size!r}")
+        require(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def fit(model: nn.Module, train, objective, spec: TrainSpec, *, evaluate_on: dict | None = None,
+        checkpoint: Path | None = None, on_epoch=None, progress: bool = True) -> list[dict]:
+    """Train ``model`` in place as ``spec`` says; return the history, one dict per epoch.
 
     Each history row holds the epoch, learning rate, mean of every loss term, train
-    accuracy on the batches seen, seconds, and (every ``eval_every`` epochs and at
-    the end, when ``test`` is given) test accuracy. ``checkpoint``: a file to
-    resume from and to save to after an epoch. ``checkpoint_overhead``: the largest
-    share of training time spent writing it (None: after every epoch). A low-data run
-    has one-batch epochs, often shorter than an fsynced write of model and Adam state,
-    so saving after each would dominate; this way a kill loses at most about
-    save-time / overhead of work, and the resumed run is the same run either way
-    (the random states travel with the checkpoint). ``describe``: the configuration,
-    quoted if the loss becomes non-finite. ``channels_last``: NHWC memory layout for
-    model and batches (a GPU speed option; results equal up to float rounding).
-    ``augment``: each batch is randomly cropped (4-pixel zero padding) and flipped on the
-    device (:mod:`lakt.core.augment`); the objective then gets no dataset positions, so it
-    never reads teacher targets cached for the un-augmented images. ``validation``: a
-    held-out split whose accuracy (``val_acc``) is recorded whenever test accuracy is.
-    ``optimizer``: ``"adam"`` (the paper's, lr -> final_lr at ``drop_at``) or ``"sgd"``
-    (Nesterov, cosine lr -> final_lr); ``weight_decay``: its L2 coefficient.
+    accuracy on the batches seen and seconds; every ``spec.eval_every`` epochs and at the
+    end, ``<name>_acc`` for each split of ``evaluate_on`` (e.g. ``{"test": ..., "val": ...}``).
+    ``checkpoint``: a file to resume from and to save to after an epoch. ``on_epoch``:
+    called with each row. ``train`` and the splits: a lakt :class:`Split`, an ``(x, y)``
+    pair of tensors, or a torch ``Dataset`` of (image, label) pairs (read once into tensors).
 
     Speed notes (airbench-style, each visible here): the data never leaves the device
     (:class:`DeviceLoader`); per-step loss terms are summed on the device and read once
     per epoch; the one per-step host sync left is the finite-loss guard.
-
-    ``train`` and ``test``: a lakt :class:`Split`, an ``(x, y)`` pair of tensors, or a
-    torch ``Dataset`` of (image, label) pairs (read once into tensors).
     """
-    require(isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer, got {epochs!r}")
+    require(isinstance(spec, TrainSpec), f"fit takes a TrainSpec, got {type(spec).__name__}; "
+                                         "e.g. fit(model, data, objective, TrainSpec(epochs=10, batch_size=64))")
     train = as_split(train, "train")
-    test = as_split(test, "test") if test is not None else None
-    device = check_device(device) if device is not None else default_device()
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    loader = DeviceLoader(train, batch_size, shuffle=True, seed=seed, device=device, channels_last=channels_last)
-    augmenter = augment_generator(seed, device) if augment else None
-    optimizer, schedule = _optimizer_and_schedule(model, optimizer, epochs, lr, final_lr, drop_at, weight_decay)
+    require(len(train) >= 1, "the training split is empty; give fit at least one example")
+    evaluate_on = {name: as_split(split, name) for name, split in (evaluate_on or {}).items()}
+    device = check_device(spec.device) if spec.device is not None else default_device()
+    model.to(device, memory_format=torch.channels_last if spec.channels_last else torch.contiguous_format)
+    loader = DeviceLoader(train, spec.batch_size, shuffle=True, seed=spec.seed, device=device,
+                          channels_last=spec.channels_last)
+    augmenter = augment_generator(spec.seed, device) if spec.augment else None
+    optimizer, schedule = _optimizer_and_schedule(model, spec)
+    epochs = spec.epochs
     history: list[dict] = []
     start_epoch = 0
     if checkpoint is not None and Path(checkpoint).exists():
@@ -200,7 +228,7 @@ def fit(model: nn.Module, train, objective, *, epochs: int, batch_size: int,
     model.train()
     step = start_epoch * len(loader)
     save_seconds, last_save = 0.0, time.perf_counter()
-    bar = tqdm(range(start_epoch, epochs), desc=(describe or {}).get("name", "train"), disable=not progress,
+    bar = tqdm(range(start_epoch, epochs), desc=spec.name, disable=not progress,
                initial=start_epoch, total=epochs, leave=False)
     for epoch in bar:
         began = time.perf_counter()
@@ -212,8 +240,8 @@ def fit(model: nn.Module, train, objective, *, epochs: int, batch_size: int,
             try:
                 total, terms = train_step(model, objective, optimizer, positions, x, y)
             except NonFiniteLoss as err:
-                raise NonFiniteLoss(f"non-finite loss at step {step} (epoch {epoch}): {err}; "
-                                    f"config {describe}; lower the learning rate or the term weights") from None
+                raise NonFiniteLoss(f"non-finite loss at step {step} (epoch {epoch}) of {spec.name}: {err}; "
+                                    "lower the learning rate or the term weights") from None
             step += 1
             n = len(y)
             for k, v in (("loss", total.detach()), *terms.items()):
@@ -226,14 +254,13 @@ def fit(model: nn.Module, train, objective, *, epochs: int, batch_size: int,
                **{k: v.item() / max(1, seen) for k, v in sums.items()},
                "train_acc": 100.0 * correct.item() / max(1, seen), "seconds": time.perf_counter() - began}
         last = epoch + 1 == epochs
-        if test is not None and (last or (eval_every and (epoch + 1) % eval_every == 0)):
-            row["test_acc"] = evaluate(model, test)
-            if validation is not None:
-                row["val_acc"] = evaluate(model, validation)
+        if evaluate_on and (last or (spec.eval_every and (epoch + 1) % spec.eval_every == 0)):
+            row.update({f"{name}_acc": evaluate(model, split) for name, split in evaluate_on.items()})
             model.train()
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3g}", acc=f"{row['train_acc']:.1f}")
-        due = checkpoint_overhead is None or time.perf_counter() - last_save >= save_seconds / checkpoint_overhead
+        due = (spec.checkpoint_overhead is None
+               or time.perf_counter() - last_save >= save_seconds / spec.checkpoint_overhead)
         if checkpoint is not None and not last and due:
             saving = time.perf_counter()
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),

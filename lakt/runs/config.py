@@ -4,6 +4,10 @@ Kinds: ``teacher`` (VGG-9, CE, whole training set), ``student`` (VGG-4 on a per-
 subset with a method, distilled from its teacher run) and ``robust`` (VGG-9 with the
 Jacobian-norm penalty, then accuracy under input noise: Table 3).
 
+The key is a hash of every field. Fields a run's method does not read are set to their
+defaults when the config is made (:meth:`RunConfig.__post_init__`), so two configs that
+compute the same thing have one key whichever preset made them.
+
 The key includes ``data``, the fingerprint of the data the run trains and is tested on
 (:attr:`lakt.core.data.Dataset.fingerprint`), so the same results folder used with
 two data roots keeps their runs apart. Digits configs get it when they are built
@@ -21,7 +25,6 @@ from pathlib import Path
 
 from ..core import data as data_lib
 from ..core.errors import require
-from ..core.jacobian import BATCH_STATISTICS
 from ..core.methods import METHODS, get_method
 from ..core.robustness import PAPER_SIGMAS, check_sigmas
 from ..core.train import OPTIMIZERS
@@ -59,15 +62,11 @@ class RunConfig:
     save_model: bool = False
     precision: str = "fp32"         # "bf16": autocast the networks' passes (GPU speed option)
     channels_last: bool = False     # NHWC memory layout (GPU speed option)
-    # The student's input gradient in train mode: "fixed" holds BatchNorm's batch statistics
-    # fixed (per sample, lakt.core.jacobian); "coupled" is the summed backward through them
-    # that every run before the per-sample fix was trained with (results/ cifar10-cpu*).
-    batch_statistics: str = "fixed"
     augment: bool = False           # random crop (4-px zero pad) + flip per batch; teacher and robust runs only
     validation: int = 0             # training images held out (stratified, fixed seed) and scored as val_acc
     kd_temperature: float = 4.0     # T of Hinton KD (method "kd")
-    kd_alpha: float = 0.9           # alpha of Hinton KD: alpha T^2 KL + (1 - alpha) CE
-    at_weight: float = 1000.0       # beta of attention transfer (method "at+ce")
+    kd_alpha: float = 0.9           # alpha of Hinton KD: alpha T^2 KL + (1 - alpha) CE (torchdistill: 1 - alpha)
+    at_weight: float = 1000.0       # beta of attention transfer (method "at+ce"): beta * sum of stage distances
     data: str | None = None         # fingerprint of the data ("<kind>:<digest>"); None: not resolved yet
 
     def __post_init__(self):
@@ -97,16 +96,14 @@ class RunConfig:
                 f"({self.validation} vs {self.teacher.validation if self.teacher else 0})")
         require(self.fd_step > 0 and 0 < self.fd_fraction <= 1,
                 f"fd_step must be > 0 and fd_fraction in (0, 1], got {self.fd_step!r} and {self.fd_fraction!r}")
-        require(not self.method_spec.finite_difference or self.precision == "fp32",
+        require(self.method_spec.estimator != "finite-difference" or self.precision == "fp32",
                 f"method {self.method!r} needs float32 (its finite differences are below bf16's rounding); "
                 "use --precision fp32")
         object.__setattr__(self, "sigmas", check_sigmas(self.sigmas))
         require(self.kind != "student" or self.teacher is not None, "a student run needs a teacher config")
         require(self.precision in ("fp32", "bf16"), f"unknown precision {self.precision!r}; choose fp32 or bf16")
-        require(self.batch_statistics in BATCH_STATISTICS,
-                f"unknown batch_statistics {self.batch_statistics!r}; choose one of {BATCH_STATISTICS}")
-        if not uses_student_gradient(dataclasses.asdict(self) | {"teacher": None}):
-            object.__setattr__(self, "batch_statistics", "fixed")  # irrelevant to it: one canonical value
+        for name, value in _unread_fields(self).items():  # one canonical value for what the run never reads
+            object.__setattr__(self, name, value)
         if self.data is None and self.dataset == "digits":
             object.__setattr__(self, "data", data_lib.digits_fingerprint())
         require(self.data is None or (isinstance(self.data, str) and self.data.startswith(f"{self.dataset}:")),
@@ -143,8 +140,6 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
-        for field, earlier in _LATER_FIELDS.items():  # a config written before the field existed
-            d.setdefault(field, earlier)
         if d.get("teacher") is not None:
             d["teacher"] = cls.from_dict(d["teacher"])
         d["sigmas"] = tuple(d.get("sigmas", PAPER_SIGMAS))
@@ -152,16 +147,12 @@ class RunConfig:
 
     @property
     def key(self) -> str:
-        """A short hash of the configuration: the run's folder name.
-
-        Fields added after results were first published (``_LATER_FIELDS``) count only
-        when they differ from their default, so older run caches stay valid. ``data`` is
-        always set when a key is taken (it has no default a key could stand for).
-        """
+        """A short hash of every field: the run's folder name. ``data`` must be set (it has no
+        default a key could stand for)."""
         require(self.data is not None,
                 f"run {self.name} does not know its data yet; pass data_root= to lakt.runs.run/sweep/finished "
                 "(or RunConfig(data=dataset.fingerprint)) so its key can include the data")
-        blob = json.dumps(_key_dict(self.to_dict()), sort_keys=True, separators=(",", ":"))
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
@@ -179,7 +170,7 @@ class RunConfig:
             parts.append(f"T{self.kd_temperature:g}a{self.kd_alpha:g}")
         if METHODS[self.method].at > 0:
             parts.append(f"beta{self.at_weight:g}")
-        if METHODS[self.method].finite_difference and (self.fd_step, self.fd_fraction) != (0.01, 0.25):
+        if METHODS[self.method].estimator == "finite-difference" and (self.fd_step, self.fd_fraction) != (0.01, 0.25):
             parts.append(f"h{self.fd_step:g}-frac{self.fd_fraction:g}")
         parts.append(f"s{self.seed}")
         return "/".join(parts)
@@ -188,27 +179,24 @@ class RunConfig:
         return Path(results) / self.kind / self.key
 
 
-# Fields added after results were first published, with the value every earlier run had:
-# at that value a field is left out of the key, so earlier caches stay valid. For
-# batch_statistics the earlier value is "coupled" (the pre-fix gradient), so runs that use
-# the student's input gradient get new keys with the per-sample "fixed" default and can never
-# be served the old runs; runs that never take that gradient (CE, Act, teachers, penalty 0)
-# keep their keys, since the field changes nothing they compute.
-_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "jac_weight": 1.0, "batch_statistics": "coupled",
-                 "augment": False, "validation": 0, "kd_temperature": 4.0, "kd_alpha": 0.9, "at_weight": 1000.0,
-                 "fd_step": 0.01, "fd_fraction": 0.25, "optimizer": "adam", "weight_decay": 0.0}
-
-
-def uses_student_gradient(d: dict) -> bool:
-    """Whether a run (as a config dict) differentiates the student's input gradient."""
-    return get_method(d["method"], penalty=d.get("penalty", 0.0),
-                      jac_weight=d.get("jac_weight", 1.0)).needs_student_gradient
-
-
-def _key_dict(d: dict) -> dict:
-    d = {k: v for k, v in d.items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
-    if "batch_statistics" in d and not uses_student_gradient(d):
-        del d["batch_statistics"]
-    if d.get("teacher") is not None:
-        d["teacher"] = _key_dict(d["teacher"])
-    return d
+def _unread_fields(config: RunConfig) -> dict:
+    """The fields ``config``'s kind and method never read, with their defaults."""
+    m, defaults = METHODS[config.method], {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    unread = []
+    if m.noise_sigma == 0:
+        unread.append("noise_sigma")
+    if m.kd_alpha == 0:
+        unread += ["kd_temperature", "kd_alpha"]
+    if m.at == 0:
+        unread.append("at_weight")
+    if m.estimator != "finite-difference":
+        unread += ["fd_step", "fd_fraction"]
+    if m.jac == 0 or m.estimator == "finite-difference":  # the estimator has the plain form only
+        unread.append("jacobian_form")
+    if m.jac == 0 and m.jacnorm == 0:
+        unread.append("output")
+    if m.jacnorm == 0:
+        unread.append("penalty")
+    if config.kind != "robust":
+        unread += ["sigmas", "noise_trials"]
+    return {name: defaults[name] for name in unread}

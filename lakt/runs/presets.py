@@ -24,9 +24,8 @@ JACOBIAN_FORM = {"cifar100": "plain"}  # the supplementary: plain for CIFAR-100,
 
 # The data fingerprint (lakt.core.data.Dataset.fingerprint) of the CIFAR-10 (JPEG) copy,
 # cifar10-jpeg.tar.gz extracted: a digest of its 60,000 files' class, name and bytes.
-# The committed results/ were trained on it (tools/migrate_data_key.py checks that the
-# committed teacher scores its recorded accuracy on these files), so the cifar10-cpu
-# presets name it and chapters 3 and 5 find their runs without the data.
+# The committed results/ were trained on it, so the cifar10-cpu presets name it and
+# chapters 3 and 5 find their runs without the data.
 CIFAR10_JPEG = "folder:9331aba37042b53e"
 
 
@@ -57,8 +56,6 @@ class Preset:
     noise_trials: int = 10
     noise_sigma: float = 0.1  # sigma of the noisy-input distillation rows
     jac_weights: tuple = (1.0,)  # gamma of every method with a Jacobian term (one student per value)
-    batch_statistics: str = "fixed"  # "coupled": the pre-fix student gradient its committed runs used
-    # Issue 13 (cifar10-cpu-v2): validation grids, a held-out split, augmentation, run order.
     jac_weight_methods: tuple | None = None  # the methods jac_weights apply to (None: every Jacobian method)
     noise_sigmas: tuple = ()          # sigma of the noisy-input methods, one student per value (): (noise_sigma,)
     kd_temperatures: tuple = (4.0,)   # T of Hinton KD
@@ -72,6 +69,8 @@ class Preset:
     fd_fraction: float = 0.25         # share of each batch moved by the finite-difference (*fdjac*) methods
     teacher_options: tuple = ()       # (field, value) pairs of the teacher's RunConfig, e.g. its optimiser
     data: tuple = ()  # (dataset, fingerprint) pairs: the data its runs are defined on, if fixed
+    robust_method: str = "ce+jacnorm"  # the penalised nets' method: the logit penalty or Eq 3's (ce+logjacnorm)
+    parts: tuple = ()  # other presets whose runs this one is made of (in order); its own fields then unused
 
     def data_of(self, dataset: str) -> str | None:
         """The fingerprint this preset's runs on ``dataset`` use (None: the runner fills it in)."""
@@ -134,8 +133,7 @@ class Preset:
                               self.student_epochs_for(dataset, n, classes), self.batch_size,
                               jacobian_form=JACOBIAN_FORM.get(dataset, "normalized"), teacher=teacher,
                               **{"noise_sigma": self.noise_sigma, **knobs}, validation=self.validation,
-                              batch_statistics=self.batch_statistics, data=self.data_of(dataset),
-                              fd_fraction=self.fd_fraction)
+                              data=self.data_of(dataset), fd_fraction=self.fd_fraction)
                     for n in sizes for m in self.methods for knobs in self.grid(m) for s in self.seeds]
         if self.seed_major:  # stable: within a seed, the size-method order above
             students.sort(key=lambda c: self.seeds.index(c.seed))
@@ -147,10 +145,9 @@ class Preset:
         Seed-major, so a sweep stopped half-way has whole noise curves for the first seed.
         """
         dataset = dataset or self.robust_dataset or self.datasets[0]
-        return [RunConfig("robust", dataset, "vgg9", self.width, "ce+jacnorm", None, s, self.robust_epochs,
+        return [RunConfig("robust", dataset, "vgg9", self.width, self.robust_method, None, s, self.robust_epochs,
                           self.batch_size, penalty=p, noise_trials=self.noise_trials, save_model=True,
-                          augment=self.robust_augment, validation=self.validation,
-                          batch_statistics=self.batch_statistics, data=self.data_of(dataset))
+                          augment=self.robust_augment, validation=self.validation, data=self.data_of(dataset))
                 for s in self.robust_seeds for p in self.penalties]
 
     def runs(self, dataset: str | None = None) -> list[RunConfig]:
@@ -158,8 +155,10 @@ class Preset:
 
         ``seed_major``: after the teachers, every run of the first seed (students, then
         penalised nets), then the next seed's -- a sweep stopped part-way has whole tables
-        for its first seeds.
+        for its first seeds. A preset made of ``parts``: their runs in order, each once.
         """
+        if self.parts:
+            return list(dict.fromkeys(r for part in self.parts for r in get_preset(part).runs(dataset)))
         transfer = self.transfer(dataset) if dataset is not None else [
             r for d in self.datasets for r in self.transfer(d)]
         robust = self.robustness(dataset)
@@ -178,55 +177,13 @@ PRESETS = {
     "cpu": Preset("cpu", "minutes on 2 CPU cores: Tables 1 and 3 in miniature on digits, width 1/4, 3 seeds",
                   ("digits",), width=0.25, teacher_epochs=15, student_epochs=5, robust_epochs=8,
                   student_steps=85, seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=5),
-    # Issue #4, sized from benchmarks/results/step_cost_cpu.csv (2 cores): teacher ~15 min
-    # (30 epochs x ~31 s), 120 students ~70 min (600 steps each), 10 penalised VGG-9s ~3.4 h
-    # (15 epochs x ~80 s) -- about 5 of the 6 budgeted hours. Run it in parts; the cache resumes.
-    "cifar10-cpu": Preset("cifar10-cpu", "CIFAR-10 (JPEG) at CPU scale: width 1/4, 3 seeds, about 5 h on 2 cores",
-                          ("folder",), width=0.25, teacher_epochs=30, student_epochs=8, robust_epochs=15,
-                          student_steps=600, sizes=(5, 10, 50, 100, 500),
-                          methods=PAPER_METHODS + ("noisy-act", "act+fulljac"), seeds=(0, 1, 2),
-                          robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.3,
-                          # trained before the per-sample fix, with the batch-coupled student gradient
-                          batch_statistics="coupled", data=(("folder", CIFAR10_JPEG),)),
     "paper": Preset("paper", "the paper's protocol on CIFAR-10/100: full width, 500 epochs (a GPU job)",
                     ("cifar10", "cifar100"), width=1.0, teacher_epochs=500, student_epochs=500,
                     robust_epochs=500, batch_size=128, robust_dataset="cifar100"),
 }
 
 
-# Follow-up to cifar10-cpu's answer (b): there Act+Jac trains as Act, because with all
-# constants 1 the summed squared logit error (hundreds) swamps the normalised Jacobian term
-# (at most 4). Does Act+Jac beat Act once gamma gives the Jacobian term weight? Derived from
-# cifar10-cpu, so teacher, subsets, seeds and budget are the same and its Act and gamma = 1
-# rows are cifar10-cpu's own runs (same cache keys); 36 new students, ~16 min on 2 cores.
-PRESETS["cifar10-cpu-gamma"] = dataclasses.replace(
-    PRESETS["cifar10-cpu"], name="cifar10-cpu-gamma",
-    description="follow-up to cifar10-cpu: Act against Act+Jac with gamma 1, 10, 100, 1000, "
-                "at 5-100 per class, about 20 min on 2 cores",
-    sizes=(5, 10, 50, 100), methods=("act", "act+jac"), jac_weights=(1.0, 10.0, 100.0, 1000.0),
-    penalties=(), robust_seeds=())
-
-
-# Issue 13: the stronger, honest CIFAR-10 (JPEG) reproduction. 5,000 stratified training
-# images are held out of every run and every tuned knob is chosen on them
-# (lakt.analysis.selection). The teacher trains with crop + flip on the other 45,000:
-# batch 128 at Adam 1e-3 -> 1e-4 (the paper's optimiser; 352 steps an epoch), 50 epochs,
-# aiming at >= 85% test accuracy where the un-augmented 30-epoch teacher reached 78%.
-# Students: the same 600-step budget for every method, per-size subsets nested inside
-# the 45,000. Penalised VGG-9s (Table 3): augmented at every strength, 15 epochs.
-# Order: teacher, then all of seed 0 (students, then penalised nets), then seeds 1, 2.
-PRESETS["cifar10-cpu-v2"] = Preset(
-    "cifar10-cpu-v2", "issue 13: CIFAR-10 (JPEG), width 1/4, 5,000 validation images, augmented teacher, "
-                      "tuned gamma/sigma/KD/AT grids, 3 seeds (hours: run it in parts or on a GPU)",
-    ("folder",), width=0.25, teacher_epochs=50, student_epochs=8, robust_epochs=15, batch_size=64,
-    student_steps=600, sizes=(5, 10, 50, 100, 500), methods=PAPER_METHODS + ("noisy-act", "kd", "at+ce"),
-    seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.1,
-    jac_weights=(1.0, 10.0, 100.0, 1000.0), jac_weight_methods=("act+jac", "act+jac+ce"),
-    noise_sigmas=(0.03, 0.1, 0.3), kd_temperatures=(1.0, 4.0, 8.0), kd_alphas=(0.5, 0.9),
-    at_weights=(100.0, 1000.0, 10000.0), validation=5000, teacher_augment=True, robust_augment=True,
-    teacher_batch_size=128, seed_major=True, data=(("folder", CIFAR10_JPEG),))
-
-# Issue 13 point 7: the paper's Table 1 protocol at full width on one GPU, in minutes:
+# The paper's Table 1 protocol at full width on one GPU, in minutes:
 # a full-width VGG-9 teacher with crop + flip on all 50,000 training images (no tuning, so
 # no validation split), batch 128, PAPER_GPU_TEACHER_EPOCHS epochs; full-width VGG-4 students
 # at 5-100 per class for 500 epochs, the six methods, seed 0. benchmarks/paper_gpu.sh runs
@@ -266,56 +223,96 @@ def preset(name: str, dataset: str | None = None) -> list[RunConfig]:
 
 
 
-# Issue 16 point 2: is Prop 1 as a cheap estimator as good as exact Jacobian matching?
-# Act + the finite-difference full-Jacobian term (h = 0.01, an eighth of each batch moved:
-# the share whose step stays within 1.3x a CE step in all eight settings of
-# benchmarks/step_cost.py, where lakt's default quarter costs 1.31-1.47x), on cifar10-cpu-v2's teacher, validation split, subsets, seeds and 600-step
-# budget, so each run pairs by seed with v2's Act and Act+Jac runs. Its term is the
-# *plain* squared error summed over all ten Jacobian rows, not Act+Jac's normalised
-# single row in [0, 4], so the same gamma does not mean the same balance of terms: gamma
-# gets its own grid and is chosen on validation like every other knob (the chapter
-# compares at both methods' chosen gammas, and at equal gamma). The grid brackets the term's
-# size: the v2 teacher's ||J_T||_F^2 is about 270 on training images (a fresh student's about
-# 0.002), the activation term starts near 415 -- so gamma = 1 starts the two terms level.
-# 48 students.
-FDJAC_WEIGHTS = (0.1, 1.0, 10.0, 100.0)
-PRESETS["cifar10-cpu-v2-fdjac"] = dataclasses.replace(
-    PRESETS["cifar10-cpu-v2"], name="cifar10-cpu-v2-fdjac",
-    description="issue 16: Act + finite-difference Jacobian matching on cifar10-cpu-v2's runs, "
-                "gamma on a grid chosen on validation, 5-100 per class, 3 seeds",
-    sizes=(5, 10, 50, 100), methods=("act+fdjac",), jac_weight_methods=("act+fdjac",),
-    jac_weights=FDJAC_WEIGHTS, penalties=(), robust_seeds=(), fd_fraction=0.125)
+# CIFAR-10 (JPEG) at CPU scale. 5,000 stratified training images are held out of every
+# run and every tuned knob is chosen on them (lakt.analysis). The teacher: VGG-9 x1/4, crop +
+# flip on the other 45,000, batch 128, SGD (Nesterov 0.9, lr 0.05 cosine to 0, weight decay
+# 5e-4), 150 epochs -- the best of four recipes on validation (the teacher-only presets
+# below). Students: VGG-4 x1/4, un-augmented, the same 600-step budget for every method
+# (a proxy for the paper's 500 epochs), per-size subsets nested inside the 45,000. Penalised
+# VGG-9s (Table 3): augmented at every strength, 15 epochs, 2 seeds.
+# Order: teacher, then all of seed 0 (students, then penalised nets), then seeds 1, 2.
+_SGD150 = (("optimizer", "sgd"), ("lr", 0.05), ("final_lr", 0.0), ("weight_decay", 5e-4))
+PRESETS["cifar10-cpu-v3"] = Preset(
+    "cifar10-cpu-v3", "CIFAR-10 (JPEG), width 1/4, 5,000 validation images, SGD teacher (150 epochs), "
+                      "600-step students with tuned gamma/sigma/KD/AT grids, 3 seeds (hours: run it in parts)",
+    ("folder",), width=0.25, teacher_epochs=150, student_epochs=8, robust_epochs=15, batch_size=64,
+    student_steps=600, sizes=(5, 10, 50, 100, 500), methods=PAPER_METHODS + ("noisy-act", "kd", "at+ce"),
+    seeds=(0, 1, 2), robust_seeds=(0, 1), noise_trials=10, noise_sigma=0.1,
+    jac_weights=(1.0, 10.0, 100.0, 1000.0), jac_weight_methods=("act+jac", "act+jac+ce"),
+    noise_sigmas=(0.03, 0.1, 0.3), kd_temperatures=(1.0, 4.0, 8.0), kd_alphas=(0.5, 0.9),
+    at_weights=(50.0, 500.0, 5000.0), validation=5000, teacher_augment=True, robust_augment=True,
+    teacher_batch_size=128, seed_major=True, teacher_options=_SGD150, data=(("folder", CIFAR10_JPEG),))
 
-# Issue 13 point 1 again: cifar10-cpu-v2's teacher stopped at 83.99% test accuracy (83.90%
-# validation) after 50 epochs of the paper's Adam, short of the 85% aimed at. Two other
-# recipes for the same ¼-width VGG-9 (crop + flip, batch 128, the same 45,000 images and
-# validation split), teacher runs only, so chapter 3 can show whether a stronger teacher was
-# within reach before any student is retrained on one:
-# - adam120: the same Adam, 120 epochs instead of 50;
-# - sgd: SGD with Nesterov momentum 0.9, lr 0.05 cosine-annealed to 0, weight decay 5e-4, 50 epochs;
-# - sgd150: the sgd recipe for 150 epochs (sgd was best on validation but still at 92% training
-#   accuracy, so the one change is a longer schedule).
-_SGD = (("optimizer", "sgd"), ("lr", 0.05), ("final_lr", 0.0), ("weight_decay", 5e-4))
+# The teacher recipes the SGD one was chosen from on validation (teacher runs only):
+# the paper's Adam for 50 or 120 epochs, and the SGD recipe for 50.
 TEACHER_RECIPES = {
-    "adam120": {"teacher_epochs": 120},
-    "sgd": {"teacher_options": _SGD},
-    "sgd150": {"teacher_options": _SGD, "teacher_epochs": 150},
+    "adam50": {"teacher_epochs": 50, "teacher_options": ()},
+    "adam120": {"teacher_epochs": 120, "teacher_options": ()},
+    "sgd50": {"teacher_epochs": 50},
 }
 PRESETS.update({
-    f"cifar10-cpu-v2-teacher-{recipe}": dataclasses.replace(
-        PRESETS["cifar10-cpu-v2"], name=f"cifar10-cpu-v2-teacher-{recipe}", methods=(), robust_seeds=(),
-        description=f"cifar10-cpu-v2's teacher, recipe {recipe} (the teacher only)", **changes)
+    f"cifar10-cpu-teacher-{recipe}": dataclasses.replace(
+        PRESETS["cifar10-cpu-v3"], name=f"cifar10-cpu-teacher-{recipe}", methods=(), robust_seeds=(),
+        description=f"cifar10-cpu-v3's teacher trained with recipe {recipe} instead (the teacher only)", **changes)
     for recipe, changes in TEACHER_RECIPES.items()})
 
-# Issue 13 point 1, settled on validation: the sgd150 teacher is the best of the four recipes on
-# the 5,000 held-out images (and on test, within a few images of the 85% aimed at; chapter 3's
-# teacher table), so v3 is v2 with that teacher and nothing else. Students get new keys (their teacher is part of them); Table 3's penalised
-# VGG-9s do not use a teacher, so v3 shares v2's.
-PRESETS["cifar10-cpu-v3"] = dataclasses.replace(
-    PRESETS["cifar10-cpu-v2"], name="cifar10-cpu-v3", **TEACHER_RECIPES["sgd150"],
-    description="issue 13: cifar10-cpu-v2 with the sgd150 teacher (SGD + weight decay, 150 epochs): "
-                "the same students, grids, subsets and seeds (hours: run it in parts)")
-# Chapter 3 pairs Act + FDJac with exact Act + Jac on the same teacher, so it moves with v3.
+# Prop 1 as a cheap estimator: Act + the full-Jacobian term by finite differences (h = 0.01,
+# an eighth of each batch moved: within 1.3x a CE step in benchmarks/step_cost.py), on v3's
+# teacher, subsets, seeds and budget, so each run pairs by seed with v3's Act and Act+Jac.
+# Its term is the *plain* squared error summed over all ten rows, not Act+Jac's normalised
+# single row in [0, 4], so gamma gets its own grid, chosen on validation; it brackets the
+# term's size (the teacher's ||J_T||_F^2 is about 270 on training images, the activation
+# term starts near 415).
 PRESETS["cifar10-cpu-v3-fdjac"] = dataclasses.replace(
-    PRESETS["cifar10-cpu-v2-fdjac"], name="cifar10-cpu-v3-fdjac", **TEACHER_RECIPES["sgd150"],
-    description="issue 16's Act + finite-difference Jacobian matching on cifar10-cpu-v3's teacher")
+    PRESETS["cifar10-cpu-v3"], name="cifar10-cpu-v3-fdjac",
+    description="Act + finite-difference Jacobian matching on cifar10-cpu-v3's teacher, "
+                "gamma on a grid chosen on validation, 5-100 per class, 3 seeds",
+    sizes=(5, 10, 50, 100), methods=("act+fdjac",), jac_weight_methods=("act+fdjac",),
+    jac_weights=(0.1, 1.0, 10.0, 100.0), penalties=(), robust_seeds=(), fd_fraction=0.125)
+
+# v4: the answers under the paper's own budget and conventions, added to v3's runs (v3's
+# teacher; nothing of v3 retrained). Its parts, in the order they run:
+# - main: the comparisons of (a), (b), (d) at 5-100 per class for 500 epochs at every size,
+#   as the paper trains (500, 1,000, 4,000, 8,000 steps of 64; the drop at 80%), seeds 0-2:
+#   the six methods, Act+Jac(+CE) at gamma 100, KD, AT+CE and noisy-input distillation at
+#   the values chosen on validation at v3's 600-step proxy;
+# - table3: the logit penalty at lambda 1e-5..1e-3 (beside v3's 0.01..1) and Eq 3's
+#   log-softmax penalty at the paper's 0.01..1, 2 seeds, v3's Table 3 protocol;
+# - rung: 2,400 steps at 100 per class (CE, Act, Act+Jac at gamma 1 and 100, KD), for
+#   accuracy against steps (600 from v3, 2,400, 8,000 from main);
+# - grids: the grid edges at v3's proxy -- AT beta 250, 1000, 2000 (500 is v3's), sigma 0.01,
+#   FDJac gamma 0.01 -- and gamma's neighbours 10, 1000 at 100 per class, 500 epochs.
+_V3 = PRESETS["cifar10-cpu-v3"]
+_V4_MAIN = ("ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac", "noisy-act", "kd", "at+ce")
+PRESETS["cifar10-cpu-v4-main"] = dataclasses.replace(
+    _V3, name="cifar10-cpu-v4-main", description="v4 main table: v3's comparisons for 500 epochs at 5-100 per class",
+    student_steps=None, student_epochs=500, sizes=(5, 10, 50, 100), methods=_V4_MAIN,
+    jac_weights=(1.0, 100.0), noise_sigmas=(0.03,), kd_temperatures=(4.0,), kd_alphas=(0.5,),
+    at_weights=(500.0,), penalties=(), robust_seeds=())
+PRESETS["cifar10-cpu-v4-table3"] = dataclasses.replace(
+    _V3, name="cifar10-cpu-v4-table3", description="v4 Table 3: the logit penalty at 1e-5..1e-3",
+    methods=(), penalties=(1e-5, 1e-4, 1e-3))
+PRESETS["cifar10-cpu-v4-table3-eq3"] = dataclasses.replace(
+    _V3, name="cifar10-cpu-v4-table3-eq3", description="v4 Table 3: Eq 3's log-softmax penalty at the paper's strengths",
+    methods=(), penalties=(0.01, 0.1, 0.5, 1.0), robust_method="ce+logjacnorm")
+PRESETS["cifar10-cpu-v4-rung"] = dataclasses.replace(
+    _V3, name="cifar10-cpu-v4-rung", description="v4: 2,400 steps at 100 per class",
+    student_steps=2400, sizes=(100,), methods=("ce", "act", "act+jac", "kd"), jac_weights=(1.0, 100.0),
+    jac_weight_methods=("act+jac",), kd_temperatures=(4.0,), kd_alphas=(0.5,), penalties=(), robust_seeds=())
+PRESETS["cifar10-cpu-v4-edges"] = dataclasses.replace(
+    _V3, name="cifar10-cpu-v4-edges", description="v4: the grids' lower edges at v3's 600-step proxy",
+    sizes=(5, 10, 50, 100), methods=("noisy-act", "at+ce"), noise_sigmas=(0.01,),
+    at_weights=(250.0, 1000.0, 2000.0), penalties=(), robust_seeds=())
+PRESETS["cifar10-cpu-v4-fdjac-edge"] = dataclasses.replace(
+    PRESETS["cifar10-cpu-v3-fdjac"], name="cifar10-cpu-v4-fdjac-edge", description="v4: FDJac gamma 0.01",
+    jac_weights=(0.01,))
+PRESETS["cifar10-cpu-v4-neighbours"] = dataclasses.replace(
+    PRESETS["cifar10-cpu-v4-main"], name="cifar10-cpu-v4-neighbours",
+    description="v4: gamma 10 and 1000 at 100 per class, 500 epochs", sizes=(100,),
+    methods=("act+jac", "act+jac+ce"), jac_weights=(10.0, 1000.0))
+_V4_PARTS = ("cifar10-cpu-v4-main", "cifar10-cpu-v4-table3", "cifar10-cpu-v4-table3-eq3", "cifar10-cpu-v4-rung",
+             "cifar10-cpu-v4-edges", "cifar10-cpu-v4-fdjac-edge", "cifar10-cpu-v4-neighbours")
+PRESETS["cifar10-cpu-v4"] = dataclasses.replace(
+    _V3, name="cifar10-cpu-v4", parts=_V4_PARTS,
+    description="v3's questions at the paper's 500-epoch budget and conventions (parts: "
+                + ", ".join(p.removeprefix("cifar10-cpu-v4-") for p in _V4_PARTS) + "; hours: run it in parts)")
