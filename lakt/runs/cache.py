@@ -33,9 +33,10 @@ from ..core import data as data_lib
 from ..core.errors import LaktError, require
 from ..core.models import build
 from ..core.attention import AttentionCache
-from ..core.objective import Objective, TeacherCache
+from ..core.objective import Objective
+from ..core.teacher import TeacherCache
 from ..core.robustness import noise_robustness
-from ..core.train import default_device, fit, load_checkpoint, save_checkpoint
+from ..core.train import TrainSpec, default_device, fit, load_checkpoint, save_checkpoint
 from .config import RunConfig
 from ..core.files import (StorageError, append_line, atomic_write_json, load_tensors, make_folder, read_json,
                           unwritable)
@@ -245,26 +246,28 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     method = config.method_spec
     cache = attention_cache = None
     if teacher is not None and method.teacher_targets_cacheable and not config.augment:
-        cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output)
+        cache = TeacherCache.build(teacher, train.x.to(device), train.y.to(device), config.output,
+                                   of=method.jacobian_of)
         if method.at > 0:
             attention_cache = AttentionCache.build(teacher, train.x.to(device))
     objective = Objective(method, teacher, jacobian_form=config.jacobian_form, output=config.output, cache=cache,
-                          precision=config.precision, batch_statistics=config.batch_statistics,
-                          attention_cache=attention_cache)
-    history = fit(model, train, objective, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                  final_lr=config.final_lr, optimizer=config.optimizer, weight_decay=config.weight_decay, seed=config.seed, device=device, test=ds.test, progress=progress,
-                  checkpoint=folder / "progress.pt", describe={"name": config.name, **config.to_dict()},
-                  on_epoch=lambda row: claim.heartbeat(), channels_last=config.channels_last,
-                  augment=config.augment, validation=validation)
+                          precision=config.precision, attention_cache=attention_cache)
+    spec = TrainSpec(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, final_lr=config.final_lr,
+                     optimizer=config.optimizer, weight_decay=config.weight_decay, seed=config.seed, device=device,
+                     augment=config.augment, channels_last=config.channels_last, name=config.name)
+    splits = {"test": ds.test} | ({"val": validation} if validation is not None else {})
+    history = fit(model, train, objective, spec, evaluate_on=splits, checkpoint=folder / "progress.pt",
+                  on_epoch=lambda row: claim.heartbeat(), progress=progress)
     metrics = {"key": config.key, "name": config.name, "config": config.to_dict(),
                "test_acc": history[-1]["test_acc"], "train_size": len(train), "history": thin_history(history),
                "seconds": time.perf_counter() - began, "device": _device_name(device),
-               "torch": torch.__version__, "dataset_name": ds.name, "teacher_acc": teacher_acc}
+               "torch": torch.__version__, "dataset_name": ds.name, "teacher_acc": teacher_acc,
+               "provenance": provenance(device)}
     if validation is not None:
         metrics["val_acc"], metrics["val_size"] = history[-1]["val_acc"], len(validation)
     if config.kind == "robust":
         curve = noise_robustness(model, ds.test, config.sigmas, config.noise_trials, seed=config.seed)
-        metrics["noise"] = curve.to_dict(orient="records")
+        metrics["noise"] = curve
     if _keeps_model(config):
         save_checkpoint(model, folder / "model.pt", config=json.dumps(config.to_dict()))
     atomic_write_json(metrics, folder / "metrics.json")
@@ -315,6 +318,33 @@ def _log(results: Path, event: str, config: RunConfig, reason: str = "") -> None
     append_line(Path(results) / "runs.log", f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {socket.gethostname()} "
                                              f"{os.getpid()} {event} {config.key} {config.name}"
                                              + (f" {reason}" if reason else ""))
+
+
+def provenance(device: torch.device) -> dict:
+    """Who computed a run, recorded when it finishes: the code (git commit, and whether the
+    working tree had uncommitted changes), the UTC date, the host, its CPU and the device,
+    and the lakt and torch versions. Not part of the key: it describes, it does not define."""
+    import datetime
+    import socket
+    import subprocess
+
+    from .. import __version__
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def git(*args) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None,
+            "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "host": socket.gethostname(), "cpu": platform.processor() or platform.machine(),
+            "device": _device_name(device), "lakt": __version__, "torch": torch.__version__}
 
 
 def _device_name(device: torch.device) -> str:
