@@ -39,8 +39,9 @@ CHAPTERS = [  # executed in this order; book/_toc.yml lists the same files (the 
     "05_noise_robustness",
     "06_cost_of_jacobians",
     "07_results_at_a_glance",   # reads the runs chapters 3 and 5 made, so it runs last
+    "08_how_this_changed",      # appendix: the earlier attempts, read from results/
 ]
-BOOK_SOURCES = ["_toc.yml", "intro.md", "_static"]
+BOOK_SOURCES = ["_toc.yml", "intro.md", "_static", "_ext", "_generated"]
 WIDGETS_NPM = "@jupyter-widgets/html-manager@1.0.15"
 """The ipywidgets embed script the built book serves itself (_build/html/_static/html-manager/), so
 the stored widget states render offline; the npm registry's package, unpacked by :func:`widget_assets`
@@ -86,6 +87,8 @@ def book(preset: str, chapters: list[str], out: Path | None = None) -> None:
         where.mkdir(parents=True, exist_ok=True)
         for name in BOOK_SOURCES:
             source = ROOT / "book" / name
+            if not source.exists():
+                continue
             (shutil.copytree(source, where / name, dirs_exist_ok=True) if source.is_dir()
              else shutil.copy(source, where / name))
         shutil.copy((ROOT / "book" / "_config.yml").resolve(), where / "_config.yml")
@@ -94,6 +97,7 @@ def book(preset: str, chapters: list[str], out: Path | None = None) -> None:
         _execute_chapter(name, where / f"{name}.ipynb", "-p", "preset", preset)
         sh(PY, "-c", _PRESENT, where / f"{name}.ipynb")
         print(f"  {name}: {time.perf_counter() - began:.0f} s", flush=True)
+    verdict_include(where)
     sh(VENV / "bin" / "jupyter-book", "build", where, env=_env())
     widget_assets(where / "_build" / "html" / "_static" / "html-manager")
     print(f"book: {where / '_build/html/index.html'}")
@@ -108,13 +112,38 @@ for cell in nb.cells:
     tags = cell.metadata.setdefault("tags", [])
     if "injected-parameters" in tags:
         tags[:] = list(dict.fromkeys(tags + ["remove-cell"]))
+    elif "parameters" in tags:
+        tags.append("remove-cell")   # the chapter's parameters: in its "Reproduce this chapter" block
     elif not {"remove-cell", "remove-input", "hide-input", "hide-cell"} & set(tags):
         tags.append("hide-input")
 nbformat.write(nb, sys.argv[1])
 """
 """How a chapter reads in the book: papermill's injected parameters removed, every code cell
-folded (hide-input: a reader unfolds it with one click); the notebooks in notebooks/, and so
-JupyterLab, keep showing all code. Cells tagged remove-cell (nbval's plumbing) stay out."""
+folded (hide-input: a reader unfolds it with one click); the parameters cell removed (each chapter
+lists its parameters in the "Reproduce this chapter" block at its end); the notebooks in notebooks/,
+and so JupyterLab, keep showing all code. Cells tagged remove-cell (nbval's checks) stay out."""
+
+
+VERDICT_PAGE = "07_results_at_a_glance"
+VERDICT_INCLUDE = Path("_generated") / "verdicts.md"
+
+
+def verdict_include(where: Path) -> None:
+    """Write the verdict table that chapter 7 computed (its cell tagged ``verdict-table``) where the
+    landing page includes it (book/_generated/verdicts.md), so the landing page opens with it."""
+    import json
+
+    executed = where / f"{VERDICT_PAGE}.ipynb"
+    html = ""
+    if executed.is_file():
+        for cell in json.loads(executed.read_text())["cells"]:
+            if "verdict-table" in cell.get("metadata", {}).get("tags", []):
+                html = "".join(next((o["data"]["text/html"] for o in cell.get("outputs", [])
+                                     if "text/html" in o.get("data", {})), ""))
+    target = where / VERDICT_INCLUDE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(html.replace("\n", " ") + "\n" if html else
+                      f"*The verdict table appears here once [Results at a glance]({VERDICT_PAGE}) has run.*\n")
 
 
 def widget_assets(dest: Path) -> None:

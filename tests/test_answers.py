@@ -83,15 +83,6 @@ def test_a_table_without_the_rows_is_refused():
         answers.answer_table(pd.DataFrame([_row("act", 5, 0, 50.0)]))
 
 
-def test_verdict_page_cell():
-    from lakt.analysis import verdicts
-
-    summary = answers.summary(answers.answer_table(_table()))
-    word, text = verdicts.answer_cell(summary, "(b)")
-    assert word == "partly" and text.startswith("partly: 1 of 2 comparisons hold, 0 partly, 1 do not")
-    assert verdicts.answer_cell(summary, "(c)") == ("not testable here", "not testable here (no runs)")
-
-
 def _curves(seeds=(0, 1)):
     """Noise curves of robust runs. The unpenalised net loses 40σ points from σ = 0; penalty 1
     starts a point lower and loses 20σ − w (w = ∓0.25 by seed): 20σ fewer points, spread

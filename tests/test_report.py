@@ -132,15 +132,15 @@ def test_paired_differences_pair_by_seed(tmp_path):
         if (c.method, c.seed) in acc:
             fake_result(c, tmp_path, test_acc=acc[c.method, c.seed] + (c.n_per_class == 10))
     diff = report.paired_differences(configs, tmp_path)
-    assert list(diff.index) == ["Noisy-Act − Act+Jac", "Act+FullJac − Act+Jac"]
+    assert list(diff.index) == ["Noisy Act − Act+Jac", "Act+FullJac − Act+Jac"]
     assert list(diff["mean"].columns) == [5, 10]
-    assert diff["mean"].loc["Noisy-Act − Act+Jac", 5] == pytest.approx(2.0)   # (1 + 2 + 3) / 3
-    assert diff["std"].loc["Noisy-Act − Act+Jac", 5] == pytest.approx(1.0)    # stdev(1, 2, 3)
-    assert diff["text"].loc["Noisy-Act − Act+Jac", 10] == "2.00 ± 1.00"
+    assert diff["mean"].loc["Noisy Act − Act+Jac", 5] == pytest.approx(2.0)   # (1 + 2 + 3) / 3
+    assert diff["std"].loc["Noisy Act − Act+Jac", 5] == pytest.approx(1.0)    # stdev(1, 2, 3)
+    assert diff["text"].loc["Noisy Act − Act+Jac", 10] == "2.00 ± 1.00"
     assert diff["mean"].loc["Act+FullJac − Act+Jac", 5] == pytest.approx(-1.0)
     assert diff["seeds"].loc["Act+FullJac − Act+Jac", 5] == 2 and diff["std"].loc["Act+FullJac − Act+Jac", 5] == 0
     reading = readings.differences_reading(diff)
-    assert ("**Noisy-Act − Act+Jac:** mean +2.00 points over 2 sizes; above zero beyond the seeds' spread at 2, "
+    assert ("**Noisy Act − Act+Jac:** mean +2.00 points over 2 sizes; above zero beyond the seeds' spread at 2, "
             "below at 0, a tie (inside the spread) at 0.") in reading
     assert ("**Act+FullJac − Act+Jac:** mean -1.00 points over 2 sizes; above zero beyond the seeds' spread at 0, "
             "below at 2, a tie (inside the spread) at 0.") in reading
@@ -326,7 +326,9 @@ def test_plot_robustness_one_line_per_penalty(smoke):
     fig = figures.plot_robustness(table, paper=paper.table3())
     ours, theirs = fig.axes
     assert len(ours.containers) == len(table) and len(theirs.containers) == 5
-    assert [t.get_text() for t in ours.get_legend().get_texts()] == [f"penalty {p:g}" for p in table.index]
+    legend = fig.legends[0]   # one legend beneath both panels, over no curve
+    want = dict.fromkeys(f"penalty {p:g}" for p in [*table.index, *paper.TABLE3_PENALTIES])
+    assert [t.get_text() for t in legend.get_texts()] == list(want)
     plt.close(fig)
 
 

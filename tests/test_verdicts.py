@@ -1,64 +1,79 @@
-"""lakt.analysis.verdicts: the words of the "Results at a glance" page, computed from measurements."""
+"""lakt.analysis.verdicts: the verdict table's measures and words, computed from run tables."""
+import math
+
 import pandas as pd
 import pytest
 
-from lakt import runs
-from lakt.analysis import paper, report, verdicts
+from lakt.analysis import paper, verdicts
 
 
-def test_theory_verdicts_follow_the_numbers():
-    assert verdicts.identity(3e-16) == "holds" and verdicts.identity(0.2) == "does not hold"
-    assert verdicts.exact_taylor(1e-15, 0.0) == "holds"
-    assert verdicts.exact_taylor(1e-15, 0.75) == "partly"        # some raw images sit on a kink
-    assert verdicts.exact_taylor(1e-6, 0.0) == "does not hold"
+def test_word_reads_wins_losses_ties():
+    assert verdicts.word(2, 0, 2) == "holds"          # half the cells won, none lost
+    assert verdicts.word(1, 0, 3) == "partly"
+    assert verdicts.word(2, 1, 1) == "partly"         # a loss keeps it from holding
+    assert verdicts.word(0, 0, 4) == "does not hold"  # ties only: no evidence that A beats B
+    assert verdicts.word(0, 0, 0) == "not testable here"
+
+
+def test_proposition_word():
     assert verdicts.proposition(True, 4.0) == "holds"
     assert verdicts.proposition(True, 2.0) == "partly"           # smooth nets: O(σ²)
     assert verdicts.proposition(False, 2.0) == "does not hold"
-    assert verdicts.coefficient(pd.Series([0.5, -1.0])) == "holds"
-    assert verdicts.coefficient(pd.Series([40.0, -12.0])) == "does not hold"
-    assert verdicts.coefficient(pd.Series([40.0, 1.0])) == "partly"
 
 
-def test_combine_datasets():
-    assert verdicts.combine(["holds", "holds"]) == "holds"
-    assert verdicts.combine(["holds", "does not hold"]) == "partly"
-    assert verdicts.combine(["does not hold", "not testable here"]) == "does not hold"
-    assert verdicts.combine(["not testable here"]) == "not testable here"
+def _students(diffs: dict, seeds=(0, 1, 2)) -> pd.DataFrame:
+    """CE at 50% everywhere; Act+CE at 50 + diffs[(size, seed)]."""
+    rows = []
+    for (n, s), d in diffs.items():
+        rows.append({"method": "ce", "n_per_class": n, "seed": s, "test_acc": 50.0, "val_acc": 50.0})
+        rows.append({"method": "act+ce", "n_per_class": n, "seed": s, "test_acc": 50.0 + d, "val_acc": 50.0})
+    return pd.DataFrame(rows)
 
 
-def _table(means: pd.DataFrame, std: float) -> pd.DataFrame:
-    return pd.concat({"mean": means, "std": means * 0 + std}, axis=1, names=["stat", "n_per_class"])
+def test_transfer_measure_is_paired_by_seed_and_averaged_per_seed():
+    # size 5: +1, +2, +3 (mean 2, std 1: a win); size 10: +1, -1, +0 (a tie); size 500 is past ≤ 100
+    diffs = {(5, 0): 1.0, (5, 1): 2.0, (5, 2): 3.0, (10, 0): 1.0, (10, 1): -1.0, (10, 2): 0.0, (500, 0): 90.0}
+    m = verdicts.transfer_measure(_students(diffs), ("act+ce", ""), ("ce", ""))
+    # per seed, mean over sizes 5 and 10: 1.0, 0.5, 1.5 -> mean 1.0, std 0.5
+    assert m["mean"] == pytest.approx(1.0) and m["std"] == pytest.approx(0.5)
+    assert (m["seeds"], m["wins"], m["losses"], m["ties"]) == (3, 1, 0, 1)
+    assert m["word"] == "holds"
 
 
-def test_transfer_rows_read_the_papers_table_and_ours_with_ties():
-    cols = pd.Index([5, 10], name="n_per_class")
-    means = pd.DataFrame([[30.0, 40.0], [35.0, 45.0], [35.2, 44.9]], index=["ce", "act", "act+jac"], columns=cols)
-    rows = verdicts.transfer_rows(paper.table1(), {"digits": _table(means, 1.0), "CIFAR-10 (JPEG)": None}, "Table 1")
-    a, b = rows
-    assert a["question"] == "(a) Table 1" and a["paper"].startswith("20 of 20 won")
-    assert a["digits"].startswith("holds: 4 of 4 won") and a["verdict"] == "holds"
-    assert b["paper"].startswith("4 of 4 won")
-    assert b["digits"].startswith("does not hold: 0 of 2 won, 0 lost, 2 tied")   # +0.2 / -0.1 inside ±1.4
-    assert b["CIFAR-10 (JPEG)"].startswith("not testable here") and b["verdict"] == "does not hold"
+def test_one_seed_is_not_testable():
+    m = verdicts.transfer_measure(_students({(5, 0): 4.0, (10, 0): 4.0}, seeds=(0,)), ("act+ce", ""), ("ce", ""))
+    assert m["seeds"] == 1 and math.isnan(m["std"]) and m["word"] == "not testable here"
+    assert verdicts._points(m) == "+4.00 pts (1 seed)"
 
 
-def test_robustness_row_on_the_papers_table3():
-    row = verdicts.robustness_row(paper.table3(), {"digits": report.paper_robustness_table(paper.table3())})
-    assert row["verdict"] == "holds" and "penalty 0 loses 47.1" in row["paper"]
+def test_missing_method_is_not_run():
+    m = verdicts.transfer_measure(_students({(5, 0): 1.0}), ("act+jac", "γ=1"), ("act", ""))
+    assert m["word"] == "not testable here" and verdicts._points(m) == "not run"
 
 
-def test_at_a_glance_refuses_an_unknown_word():
-    rows = [{"question": "(x)", "claim": "c", "verdict": "maybe"}]
-    with pytest.raises(ValueError, match="verdicts must be one of"):
-        verdicts.at_a_glance(rows, ["question", "claim", "verdict"])
+def test_noise_measure_strongest_penalty_against_none():
+    rows = [{"penalty": p, "seed": s, "sigma": sig, "acc": 80.0 - 100 * sig + (10 * sig * p) + s}
+            for p in (0.0, 0.5, 1.0) for s in (0, 1) for sig in (0.0, 0.1, 0.2)]
+    m = verdicts.noise_measure(pd.DataFrame(rows))
+    # penalty 1 gains 10σ: +1 at σ = 0.1, +2 at σ = 0.2 (σ = 0 left out); equal for both seeds
+    assert m["penalty"] == 1.0 and m["mean"] == pytest.approx(1.5) and m["std"] == pytest.approx(0.0)
 
 
-def test_batch_coupled_by_preset_or_config_field():
-    assert verdicts.batch_coupled("cifar10-cpu") and verdicts.batch_coupled("cifar10-cpu-gamma")
-    assert not verdicts.batch_coupled("cpu")
-    c = runs.RunConfig("teacher", "digits", "vgg9", 0.125, "ce", None, 0, 1)
-    assert verdicts.batch_coupled("cifar10-cpu", [c])   # no run on the student gradient: the preset decides
-    student = runs.RunConfig("student", "digits", "vgg4", 0.125, "act+jac", 5, 0, 1, teacher=c)
-    assert not verdicts.batch_coupled("cifar10-cpu", [student])  # the run's own field decides
-    import dataclasses
-    assert verdicts.batch_coupled("cpu", [dataclasses.replace(student, batch_statistics="coupled")])
+def test_paper_measures_from_its_tables():
+    t1 = paper.table1()
+    # Act+CE − CE at 5, 10, 50, 100: 6.88, 6.99, 6.38, 6.17
+    assert verdicts.paper_transfer(t1, "act+ce", "ce") == pytest.approx((6.88 + 6.99 + 6.38 + 6.17) / 4)
+    strongest, gain = verdicts.paper_noise(paper.table3())
+    assert strongest == 1.0
+    assert gain == pytest.approx(((62.66 - 61.9) + (57.53 - 47.53) + (47.48 - 29.63) + (35.43 - 17.69)) / 4)
+
+
+def test_show_stacks_on_narrow_screens_and_colours_the_word():
+    table = pd.DataFrame([{"question": "(a)", "claim": "c", "paper": "p", "ours": "+1.00 ± 0.50 pts (3 seeds)",
+                           "paper scale": "not run", "scale": "s", "verdict": "holds", "where": "x.html#y"}]
+                         ).set_index("question")
+    shown = verdicts.show(table)
+    assert 'data-label="ours, CPU scale"' in shown.html and 'href="x.html#y"' in shown.html
+    assert "#d9f2d9" in shown.html and "not testable here" in shown.html  # the word and the rules beneath
+    assert "holds" in repr(shown) and "x.html" not in repr(shown)
+    assert list(verdicts.counts(table)) == [1, 0, 0, 0]

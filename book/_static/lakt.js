@@ -12,3 +12,20 @@
   shim();
   document.addEventListener("DOMContentLoaded", shim, true);
 })();
+
+/* Search results: Sphinx builds each snippet from the page's HTML text, where a formula is still
+   its TeX source (MathJax typesets it only on the page itself). Replace every formula by "(formula)"
+   before the snippet is cut, so snippets never show raw TeX. */
+(function () {
+  function plainSnippets() {
+    if (typeof Search === "undefined" || !Search.htmlToText || Search.htmlToText.lakt) { return; }
+    const original = Search.htmlToText;
+    const formula = /<(span|div) class="math[^"]*">[\s\S]*?<\/\1>/g;
+    Search.htmlToText = function (htmlString, anchor) {
+      return original.call(this, htmlString.replace(formula, "(formula)"), anchor);
+    };
+    Search.htmlToText.lakt = true;
+  }
+  plainSnippets();
+  document.addEventListener("DOMContentLoaded", plainSnippets, true);
+})();

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 
 import numpy as np
 import torch
@@ -425,10 +424,3 @@ def plot_gradients(images: torch.Tensor, grads: torch.Tensor, titles, show_produ
     if show_product:
         axes[2, 0].set_ylabel(r"$\nabla_x f_y \odot x$")
     return fig
-
-
-def format_order(value: float) -> str:
-    """'1e-15'-style power of ten of |value| (for stable printed summaries)."""
-    if value == 0 or not math.isfinite(value):
-        return str(value)
-    return f"1e{int(math.floor(math.log10(abs(value))))}"

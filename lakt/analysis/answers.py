@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..core.errors import require
 from .readings import verdict
-from .figures import SHORT_NAMES
+from .palette import SHORT_NAMES
 from .selection import choose, with_settings
 
 QUESTIONS = {

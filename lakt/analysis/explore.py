@@ -19,8 +19,9 @@ import torch
 
 from ..core.jacobian import logits_and_gradient
 from .affine import random_directions
-from .figures import BOOK_WIDTH
-from .report import _SHORT, _means
+from .palette import BOOK_WIDTH, method_color
+from .palette import SHORT_NAMES
+from .report import _means
 
 
 def live(draw, **controls) -> None:
@@ -106,10 +107,10 @@ def plot_methods_at_size(table: pd.DataFrame, size, method: str, paper: pd.DataF
 
     means = _means(table)[size]
     stds = table["std"][size].astype(float).fillna(0) if "std" in table.columns.get_level_values(0) else 0 * means
-    labels = [_SHORT.get(m, m) for m in means.index]
+    labels = [SHORT_NAMES.get(m, m) for m in means.index]
     if ax is None:
         _, ax = plt.subplots(figsize=(BOOK_WIDTH, 0.45 * len(means) + 1.4))
-    colors = ["C3" if m == method else "0.7" for m in means.index]
+    colors = [method_color(m) if m == method else "0.8" for m in means.index]
     ax.barh(labels, means.to_numpy(), xerr=stds.to_numpy(), color=colors, capsize=3)
     if paper is not None and size in paper.columns:
         on_paper = [i for i, m in enumerate(means.index) if m in paper.index]
@@ -118,7 +119,7 @@ def plot_methods_at_size(table: pd.DataFrame, size, method: str, paper: pd.DataF
         ax.legend(loc="lower right")
     ax.invert_yaxis()
     ax.set_xlabel("student test accuracy (%)")
-    ax.set_title(f"{size} examples per class: {_SHORT.get(method, method)} "
+    ax.set_title(f"{size} examples per class: {SHORT_NAMES.get(method, method)} "
                  f"{means[method]:.2f} ± {float(stds[method]):.2f}")
     ax.figure.tight_layout()
     return ax

@@ -1,36 +1,16 @@
-"""The figures of the experiment chapters (3-5), drawn from :mod:`lakt.analysis.report`'s tables."""
+"""The figures of the experiment chapters (3-5), drawn from :mod:`lakt.analysis.report`'s tables,
+in :mod:`lakt.analysis.palette`'s colours."""
 from __future__ import annotations
 
 import textwrap
 
 import pandas as pd
 
-from ..core.methods import PAPER_METHODS
-from .palette import method_label
+from .palette import BOOK_WIDTH, SHORT_NAMES, book_style, method_color, method_label, penalty_colors  # noqa: F401
 from .report import _means, paper_robustness_table
 
-BOOK_WIDTH = 7.0
-"""Inches: at :data:`BOOK_RC`'s 100 dpi a figure this wide fits the book's text column
-(about 750 px at a 1,280 px window, with room for the tight bounding box's margins) without being scaled down, so its fonts render at
-their nominal size."""
-
-BOOK_RC = {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 11, "axes.titlesize": 11,
-           "axes.labelsize": 11, "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10,
-           "legend.title_fontsize": 10, "figure.titlesize": 12, "figure.figsize": (BOOK_WIDTH, 4.2)}
-"""Every figure of the book: no text below 10 pt at 100 dpi (9 pt once scaled to the column)."""
-
-
-def book_style() -> None:
-    """Apply :data:`BOOK_RC` (call once per chapter, after ``%matplotlib inline``)."""
-    import matplotlib as mpl
-
-    mpl.rcParams.update(BOOK_RC)
-
 def _method_colors(methods) -> dict:
-    palette = dict(zip(PAPER_METHODS, _palette("tab10", len(PAPER_METHODS))))
-    extra = [m for m in methods if m not in palette]
-    palette.update(zip(extra, _palette("Set2", len(extra))))
-    return palette
+    return {m: method_color(m) for m in methods}
 
 
 def _palette(name, n):
@@ -45,7 +25,8 @@ def _log_x(ax, ticks):
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    crowded = len(ticks) > 5 and ax.get_figure().get_figwidth() / len(ax.get_figure().axes) < 4.5
+    ax.set_xticklabels([f"{t:g}" if not crowded or i % 2 == 0 else "" for i, t in enumerate(ticks)])
 
 
 def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, teacher_acc: float | None = None,
@@ -133,7 +114,7 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
         paper = paper_robustness_table(paper)
     panels = [(table, title)] + ([(paper, paper_title)] if paper is not None else [])
     penalties = sorted(set(table.index) | (set(paper.index) if paper is not None else set()))
-    colors = dict(zip(penalties, _palette("viridis_r", len(penalties))))
+    colors = penalty_colors(penalties)
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(1, len(panels), figsize=(BOOK_WIDTH if len(panels) > 1 else 5.2, 4.2),
                                  squeeze=False)
@@ -146,16 +127,16 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
         ax.set_xlabel("input noise σ")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(name)
-        ax.legend(title="Jacobian-norm", fontsize=9, title_fontsize=9)
-    fig.tight_layout()
+    handles = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 5), frameon=False,
+               title="Jacobian-norm penalty", fontsize=9, title_fontsize=9)   # below the panels, never over a curve
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     return fig
 
 
-
-
-SHORT_NAMES = {"ce": "CE", "act": "Act", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac": "Act+Jac",
-               "act+jac+ce": "Act+Jac+CE", "noisy-act": "Noisy Act", "kd": "KD", "at+ce": "AT+CE",
-               "act+fdjac": "Act+FDJac"}
 
 
 def plot_validation_curves(curves: pd.DataFrame, chosen: pd.Series | None = None, *, title: str = ""):

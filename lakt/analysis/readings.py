@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .report import _SHORT, _means, paper_robustness_table
+from .palette import SHORT_NAMES
+from .report import _means, paper_robustness_table
 
 def differences_reading(diff: pd.DataFrame) -> str:
     """Markdown: for each row of :func:`paired_differences`, where it is above, below or tied with zero.
@@ -51,13 +52,13 @@ def term_balance_reading(act_first: pd.DataFrame, jac_last: pd.DataFrame) -> str
     with_act = [m for m in jac_last.index if m in act_first.index]
     if with_act:
         gap = (jac_last.loc[with_act] - 2).abs().max().max()
-        names = ", ".join(_SHORT.get(m, m) for m in with_act)
+        names = ", ".join(SHORT_NAMES.get(m, m) for m in with_act)
         lines.append(f"- Trained next to the activation term ({names}), the Jacobian term ends within {gap:.2f} of 2 "
                      "at every size -- the value of two unrelated directions.")
     alone = [m for m in jac_last.index if m not in act_first.index]
     for m in alone:
         row = jac_last.loc[m]
-        lines.append(f"- Trained next to CE only ({_SHORT.get(m, m)}), it ends at {row.min():.2f} at "
+        lines.append(f"- Trained next to CE only ({SHORT_NAMES.get(m, m)}), it ends at {row.min():.2f} at "
                      f"{row.idxmin():g} per class (and {row.max():.2f} at {row.idxmax():g}).")
     return "\n".join(lines)
 
@@ -118,8 +119,8 @@ def transfer_findings(table: pd.DataFrame, low: int = 100) -> pd.Series:
         for cols, where in ((small, "≤ low"), (large, "> low")):
             if a in means.index and b in means.index and cols:
                 diff = means.loc[a, cols] - means.loc[b, cols]
-                _record(out, f"{_SHORT[a]} beats {_SHORT[b]} (sizes {where})", diff, _spread(table, a, b, cols))
-                out[f"{_SHORT[a]} − {_SHORT[b]} (points, {where})"] = diff.mean()
+                _record(out, f"{SHORT_NAMES[a]} beats {SHORT_NAMES[b]} (sizes {where})", diff, _spread(table, a, b, cols))
+                out[f"{SHORT_NAMES[a]} − {SHORT_NAMES[b]} (points, {where})"] = diff.mean()
     return pd.Series(out, dtype=object)
 
 
@@ -159,14 +160,14 @@ def transfer_reading(ours: pd.DataFrame, paper: pd.DataFrame, low: int = 100) ->
                      f"mean gain {f['mean gain over CE (points, ≤ low)']:+.2f} points. Paper: {g.get(key, 'n/a')} "
                      f"cells, {g.get('mean gain over CE (points, ≤ low)', float('nan')):+.2f} points.")
     for a, b in (("act+jac", "act"), ("act+jac+ce", "act+ce")):
-        k, d = f"{_SHORT[a]} beats {_SHORT[b]} (sizes ≤ low)", f"{_SHORT[a]} − {_SHORT[b]} (points, ≤ low)"
+        k, d = f"{SHORT_NAMES[a]} beats {SHORT_NAMES[b]} (sizes ≤ low)", f"{SHORT_NAMES[a]} − {SHORT_NAMES[b]} (points, ≤ low)"
         if k not in f:
             continue
         wins, losses, ties = _tally(f, k)
-        lines.append(f"- **(b) {_SHORT[a]} vs {_SHORT[b]} at ≤{low} per class:** ours higher at {f[k]} sizes, "
+        lines.append(f"- **(b) {SHORT_NAMES[a]} vs {SHORT_NAMES[b]} at ≤{low} per class:** ours higher at {f[k]} sizes, "
                      f"lower at {losses}, tied at {ties} (mean {f[d]:+.2f} points). Paper: higher at "
                      f"{g.get(k, 'n/a')} sizes, {g.get(d, float('nan')):+.2f} points.")
-    k, d = f"{_SHORT['act+jac']} beats {_SHORT['act']} (sizes > low)", f"{_SHORT['act+jac']} − {_SHORT['act']} (points, > low)"
+    k, d = f"{SHORT_NAMES['act+jac']} beats {SHORT_NAMES['act']} (sizes > low)", f"{SHORT_NAMES['act+jac']} − {SHORT_NAMES['act']} (points, > low)"
     g = g_all
     if k in f:
         wins, losses, ties = _tally(f, k)

@@ -29,6 +29,7 @@ import pandas as pd
 from .. import runs
 from ..core.errors import require
 from ..core.methods import row_name, split_row_name
+from .palette import SHORT_NAMES
 from .show import Shown, provenance_note, provenance_summary, styled  # noqa: F401  (the chapters call report.styled)
 
 DATASET_LABELS = {
@@ -42,8 +43,6 @@ PAPER_DATASET = {"cifar10": "cifar10", "folder": "cifar10", "cifar100": "cifar10
 
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "folder": 10, "cifar100": 100}
 
-_SHORT = {"ce": "CE", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac+ce": "Act+Jac+CE",
-          "act": "Act", "act+jac": "Act+Jac", "noisy-act": "Noisy-Act", "act+fulljac": "Act+FullJac"}
 _STATS = ("mean", "std", "text")
 
 
@@ -131,7 +130,7 @@ def run_label(config: runs.RunConfig) -> str:
 
 def _short(label: str) -> str:
     method, gamma = split_row_name(label)
-    return _SHORT.get(method, method) + (f" γ={gamma}" if gamma else "")
+    return SHORT_NAMES.get(method, method) + (f" γ={gamma}" if gamma else "")
 
 
 def _finished(configs, results, kind):
@@ -288,7 +287,7 @@ def _means(table: pd.DataFrame) -> pd.DataFrame:
 def _baseline_name(table: pd.DataFrame, baseline) -> str:
     axis, value = baseline
     if axis == "row":
-        return f"gain over {_SHORT.get(value, value)}"
+        return f"gain over {SHORT_NAMES.get(value, value)}"
     name = {"sigma": "σ"}.get(table.columns.name, table.columns.name or "column")
     return f"change from {name}={value:g}"
 
@@ -374,6 +373,27 @@ def student_sweeps_of(teacher_preset: str, results) -> dict[str, tuple[int, int]
         if name != teacher_preset and preset.methods and configs[0] == teacher:
             found[name] = (sum(runs.load_result(c, results) is not None for c in configs), len(configs))
     return found
+
+def frozen_runs(results) -> pd.DataFrame:
+    """The superseded runs kept as frozen JSON under ``results/frozen/<kind>/<key>.json``, one row each:
+    kind, method, n_per_class, seed, jac_weight, test_acc, teacher_epochs, device, why it was frozen.
+
+    No current preset describes them; the appendix reads them to show what each change moved."""
+    import json
+
+    rows = []
+    for path in sorted(Path(results, "frozen").glob("*/*.json")):
+        run = json.loads(path.read_text())
+        c = run["config"]
+        teacher = c.get("teacher") or {}
+        rows.append({"kind": c["kind"], "method": c["method"], "n_per_class": c.get("n_per_class"), "seed": c["seed"],
+                     "jac_weight": c.get("jac_weight", 1.0), "epochs": c["epochs"], "augment": c.get("augment", False),
+                     "teacher_epochs": teacher.get("epochs"), "test_acc": run["test_acc"], "device": run["device"],
+                     "frozen_because": run.get("frozen_because", "")})
+    require(rows, f"no frozen runs in {Path(results, 'frozen').resolve()}; set the parameter real_results "
+                  "to the folder holding the committed results")
+    return pd.DataFrame(rows)
+
 
 # ---------------------------------------------------------------- reading the results
 

@@ -1,73 +1,76 @@
-"""Results at a glance: each claim of the paper, the paper's number, ours, and a computed verdict.
+"""The verdict table: each claim of the paper, its number, ours, and a computed word.
 
-The book's verdict page calls these functions on what the chapters measure, so no verdict is
-typed by hand. Four words only:
+One row per claim -- Table 1's questions (a), (b), (d), Table 3's (c), Propositions 1 and 2 --
+and one measure per row, the same for the paper and for us:
 
-* **holds** -- measured as the paper states it (an experiment: the claimed winner wins at
-  least half the cells beyond the seeds' spread and loses none; see
-  :func:`lakt.analysis.readings.verdict`);
-* **partly** -- true in some of the cases the claim covers, not all;
-* **does not hold** -- the measurement contradicts it, or shows no effect beyond the spread
-  (a tie is no evidence for "A beats B");
-* **not testable here** -- the data or runs it needs are not available (CIFAR-100), or a
-  comparison has one seed and so no spread to call it against.
+* (a) Match Activations + CE minus CE, (b) Match {Activations + Jacobians} minus Match
+  Activations as the paper specifies it (γ = 1), (d) Match Activations minus Hinton KD: the
+  test-accuracy difference in points, averaged over the sizes ≤ 100 examples per class;
+* (c) the strongest Jacobian-norm penalty minus none: test accuracy under input noise,
+  averaged over the noise levels σ > 0;
+* Props 1-2: the order in σ of the remainder LHS − RHS (the paper's proof gives 4).
 
-Question letters are the book's everywhere: (a) distillation beats CE at ≤ 100 examples per
-class, (b) Act+Jac beats Act there, (c) a larger Jacobian penalty makes a net more accurate
-under input noise (Table 3's "better for robustness"; whether it flattens the accuracy-vs-noise
-curve is reported beside it), (d) squared-error distillation beats Hinton KD.
+Ours is paired by seed (both runs of a seed share images and initialisation), averaged per
+seed, and shown as mean ± std over the seeds. Four words only (:data:`WORDS`): the word of an
+experiment is :func:`word`'s, from the same paired differences per size (or noise level).
 """
 from __future__ import annotations
 
+import html
+
+import numpy as np
 import pandas as pd
 
-from .readings import _tally, robustness_verdict, transfer_findings, verdict
+from ..core.errors import require
+from .palette import VERDICT_COLORS
+from .show import Shown
 
 WORDS = ("holds", "partly", "does not hold", "not testable here")
 
-"""Presets whose committed Jacobian runs were trained with the batch-coupled student gradient,
-before the per-sample fix (issue 12); their Jacobian rows are marked wherever they are shown."""
+RULES = (
+    "A comparison is paired by seed and read per size (or noise level): a size is a win or a loss only when "
+    "the mean difference is larger than its spread over the seeds, otherwise a tie.",
+    "**holds**: the claimed winner wins at least half of the sizes and loses none; **does not hold**: it wins "
+    "none (a tie is no evidence that A beats B); **partly**: anything between.",
+    "**not testable here**: the runs are missing or have one seed, so there is no spread to read a "
+    "difference against; the paper-scale column has one seed, so it informs but never decides.",
+)
+"""The rules behind the words, shown under the table."""
 
-BATCH_COUPLED_NOTE = "trained with the batch-coupled gradient, before the per-sample fix"
+CLAIMS = {
+    "(a)": ("Distillation beats cross-entropy training with few examples", ("act+ce", ""), ("ce", ""),
+            "Act+CE − CE"),
+    "(b)": ("Matching Jacobians too beats matching activations alone with few examples",
+            ("act+jac", "γ=1"), ("act", ""), "Act+Jac − Act"),
+    "(d)": ("Squared-error distillation beats Hinton's KD", ("act", ""), ("kd", None), "Act − KD"),
+}
+"""Question -> (claim, method A, method B, short name): the one comparison each row measures.
+A setting of None is the validation-chosen one."""
+
+LINKS = {"(a)": ("03_transfer_cifar10.html", "#sec-answers"), "(b)": ("03_transfer_cifar10.html", "#sec-answers"),
+         "(d)": ("03_transfer_cifar10.html", "#sec-answers"), "(c)": ("05_noise_robustness.html", "#sec-noise-answers"),
+         "Prop 1": ("02_propositions.html", "#sec-orders"), "Prop 2": ("02_propositions.html", "#sec-orders")}
+"""Question -> (page, anchor) of the section that shows it in full."""
 
 
-def batch_coupled(preset: str, configs=()) -> bool:
-    """Were this preset's Jacobian-matching students trained before the per-sample fix?
+def word(wins: int, losses: int, ties: int) -> str:
+    """One word for "A beats B" read on several cells: holds / partly / does not hold.
 
-    The run configs decide when given (``RunConfig.batch_statistics == "coupled"`` on a run
-    that takes the student's input gradient); without them, the preset's own setting does.
+    *holds*: A wins at least half of the cells beyond the spread and loses none;
+    *does not hold*: A wins none; *partly*: anything between; no cells: *not testable here*.
     """
-    from ..runs import get_preset
-    from ..runs.config import uses_student_gradient
-
-    configs = [c for c in configs if uses_student_gradient(c.to_dict())]
-    if configs:
-        return any(c.batch_statistics == "coupled" for c in configs)
-    return get_preset(preset).batch_statistics == "coupled"
-
-
-def identity(max_relative_residual: float, tol: float = 1e-9) -> str:
-    """Section 3: f(x) = ∇f(x)ᵀx for bias-free ReLU nets -- holds when the worst residual is rounding."""
-    return "holds" if max_relative_residual < tol else "does not hold"
-
-
-def exact_taylor(jittered_max: float, raw_kink_fraction: float, tol: float = 1e-12) -> str:
-    """Section 3: Eq 1's remainder is exactly 0 for small steps (piecewise-linear nets).
-
-    ``jittered_max``: the largest relative remainder at the smallest steps on inputs off the
-    kinks; ``raw_kink_fraction``: the share of raw images on a kink (tied max-pool windows),
-    where no ε > 0 works. Holds on all inputs, partly when some sit on a kink.
-    """
-    if jittered_max >= tol:
-        return "does not hold"
-    return "partly" if raw_kink_fraction > 0 else "holds"
+    n = wins + losses + ties
+    if n == 0:
+        return "not testable here"
+    if losses == 0 and 2 * wins >= n:
+        return "holds"
+    return "does not hold" if wins == 0 else "partly"
 
 
 def proposition(relu_exact: bool, smooth_order: float) -> str:
     """Props 1-2: LHS − RHS = O(σ⁴). ReLU nets: exactly 0 inside a linear region; smooth nets: the fitted order.
 
-    Holds when both hold; partly when only the piecewise-linear case does (the smooth
-    residual is O(σ²)); does not hold otherwise.
+    Holds when both hold; partly when only one does (a smooth pair's remainder is O(σ²)).
     """
     smooth_ok = smooth_order >= 3.5
     if relu_exact and smooth_ok:
@@ -75,119 +78,193 @@ def proposition(relu_exact: bool, smooth_order: float) -> str:
     return "partly" if relu_exact or smooth_ok else "does not hold"
 
 
-def coefficient(z_paper: pd.Series, limit: float = 3.0) -> str:
-    """Eqs 2-3: the paper's σ² term against the Monte-Carlo measurement, in standard errors.
+def paired_by_seed(diff: pd.Series, cell: str) -> dict:
+    """A difference indexed (cell, seed) -> the row's measure and word.
 
-    Holds when every |z| is below ``limit``, does not hold when none is, partly otherwise.
+    ``mean``/``std``: over seeds of each seed's mean over cells; ``seeds``; ``wins``,
+    ``losses``, ``ties`` per cell (a cell counts when |mean| exceeds its std over seeds) and
+    ``word`` (*not testable here* with fewer than two seeds).
     """
-    close = z_paper.abs() < limit
-    return "holds" if close.all() else "does not hold" if not close.any() else "partly"
+    diff = diff.dropna()
+    per_seed = diff.groupby(level="seed").mean()
+    cells = diff.groupby(level=cell).agg(["mean", "std", "count"])
+    seeds = len(per_seed)
+    wins = int(((cells["mean"] > cells["std"]) & (cells["count"] > 1)).sum())
+    losses = int(((cells["mean"] < -cells["std"]) & (cells["count"] > 1)).sum())
+    ties = int((cells["count"] > 1).sum()) - wins - losses
+    return {"mean": float(per_seed.mean()) if seeds else float("nan"),
+            "std": float(per_seed.std(ddof=1)) if seeds > 1 else float("nan"), "seeds": seeds,
+            "cells": len(cells), "wins": wins, "losses": losses, "ties": ties,
+            "word": word(wins, losses, ties) if seeds > 1 else "not testable here"}
 
 
-def _transfer_cell(table: pd.DataFrame | None, key: str, points: str) -> tuple[str, str]:
-    if table is None:
-        return "not testable here", "no runs"
-    f = transfer_findings(table)
-    if key not in f:
-        return "not testable here", "rows or sizes missing"
-    wins, losses, ties = _tally(f, key)
-    return verdict(wins, losses, ties), f"{f[key]} won, {losses} lost, {ties} tied; mean {f[points]:+.2f} pts"
+def _setting(students: pd.DataFrame, method: str, setting):
+    """The rows of one (method, setting); setting None: the validation-chosen one."""
+    from .selection import choose, with_settings
+
+    if "val_acc" in students and students["val_acc"].notna().all():
+        students = with_settings(students)
+        if setting is None:
+            setting = choose(students).loc[method, "setting"] if method in set(students["method"]) else ""
+        return students[(students["method"] == method) & (students["setting"] == setting)], setting
+    rows = students[students["method"] == method]   # no validation split: one setting per method
+    return rows, setting or ""
 
 
-TRANSFER_QUESTIONS = {
-    "(a)": ("distillation beats CE at ≤100 examples per class",
-            "distillation beats CE (cells ≤ low)", "mean gain over CE (points, ≤ low)"),
-    "(b)": ("Act+Jac beats Act at ≤100 examples per class",
-            "Act+Jac beats Act (sizes ≤ low)", "Act+Jac − Act (points, ≤ low)"),
-}
+def transfer_measure(students: pd.DataFrame, a: tuple, b: tuple, max_size: int = 100) -> dict:
+    """A − B (test accuracy, points) paired by seed over the sizes ≤ ``max_size``: :func:`paired_by_seed`'s dict
+    plus the settings compared."""
+    students = students[students["n_per_class"].notna() & (students["n_per_class"] <= max_size)]
+    (ra, sa), (rb, sb) = _setting(students, *a), _setting(students, *b)
+    acc = lambda rows: rows.set_index(["n_per_class", "seed"])["test_acc"]
+    if ra.empty or rb.empty:
+        return {"seeds": 0, "word": "not testable here", "settings": (sa, sb)}
+    return {**paired_by_seed(acc(ra) - acc(rb), "n_per_class"), "settings": (sa, sb)}
 
 
-def combine(words) -> str:
-    """One verdict from several datasets': the same word if they agree, else *partly* (or untested)."""
-    tested = [w for w in words if w != "not testable here"]
-    if not tested:
-        return "not testable here"
-    if len(set(tested)) == 1:
-        return tested[0]
-    return "partly" if any(w in ("holds", "partly") for w in tested) else "does not hold"
+def noise_measure(curves: pd.DataFrame, baseline: float = 0.0) -> dict:
+    """(c): the strongest penalty minus ``baseline``, accuracy under noise paired by seed over σ > 0."""
+    acc = curves.set_index(["penalty", "sigma", "seed"])["acc"]
+    strongest = max(curves["penalty"])
+    diff = (acc.xs(strongest, level="penalty") - acc.xs(baseline, level="penalty"))
+    diff = diff.drop(index=min(curves["sigma"]), level="sigma")
+    return {**paired_by_seed(diff, "sigma"), "penalty": strongest}
 
 
-def transfer_rows(paper_table: pd.DataFrame, tables: dict, table_name: str) -> list[dict]:
-    """Rows (a) and (b) for Table 1 or 2: the paper's own tally, ours per dataset, a combined verdict.
+def paper_transfer(table1: pd.DataFrame, a: str, b: str, max_size: int = 100) -> float:
+    """The same measure on the paper's Table 1 (one run per cell): A − B averaged over sizes ≤ ``max_size``."""
+    sizes = [n for n in table1.columns if n <= max_size]
+    return float((table1.loc[a, sizes] - table1.loc[b, sizes]).mean())
 
-    ``tables``: dataset label -> our table (:func:`lakt.analysis.report.transfer_table`, or
-    ``None`` when there are no runs). The paper's cells are read at its sizes ≤ 100.
+
+def paper_noise(table3: pd.DataFrame) -> tuple[float, float]:
+    """(strongest penalty, its accuracy minus no penalty's averaged over σ > 0) in the paper's Table 3."""
+    t = table3.pivot(index="penalty", columns="sigma", values="mean")
+    sigmas = [s for s in t.columns if s > 0]
+    return float(t.index.max()), float((t.loc[t.index.max(), sigmas] - t.loc[0.0, sigmas]).mean())
+
+
+def _points(m: dict) -> str:
+    if not m.get("seeds"):
+        return "not run"
+    spread = f" ± {m['std']:.2f}" if m["seeds"] > 1 else ""
+    return f"{m['mean']:+.2f}{spread} pts ({m['seeds']} seed{'s' if m['seeds'] > 1 else ''})"
+
+
+def scale(configs, done: pd.DataFrame, steps: int | None = None) -> str:
+    """The scale a column's runs were trained at: width, steps or epochs, seeds, hardware."""
+    runs = [c for c in configs if c.kind in ("student", "robust")]
+    if not runs or done.empty:
+        return "not run"
+    c = runs[0]
+    width = "full width" if c.width == 1 else f"×{c.width:g} width"
+    length = f"{steps} steps" if steps else f"{c.epochs} epochs"
+    hardware = sorted({str(d) if not str(d).startswith("cpu") else "CPU" for d in done["device"]})
+    seeds = done["seed"].nunique()
+    model = {"vgg4": "VGG-4", "vgg9": "VGG-9"}.get(c.model, c.model)
+    return f"{model} {width}, {length}, {seeds} seed{'s' if seeds > 1 else ''}, {', '.join(hardware)}"
+
+
+def _finished(configs, results, parameter: str) -> pd.DataFrame:
+    from pathlib import Path
+
+    from ..runs import collect
+
+    table = collect(configs, results)
+    require(len(table), f"no finished runs in {Path(results).resolve()}; set the parameter {parameter} "
+                        "to the folder holding the committed results")
+    return table
+
+
+def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results, theory: dict,
+                  links: dict | None = None) -> pd.DataFrame:
+    """The verdict table (rows (a), (b), (c), (d), Prop 1, Prop 2), computed from the committed runs.
+
+    ``results``: the folder of committed runs (papermill parameter ``real_results``);
+    ``theory``: :func:`lakt.analysis.sigma_sweeps.proposition_orders`'s dict;
+    ``links``: question -> (page, anchor) of the section that shows it.
     """
+    from .. import runs
+    from .answers import noise_curves
+    from .paper import table1, table3
+
+    links = links or {}
+    real_configs = runs.preset(real_preset)
+    real = _finished(real_configs, results, "real_results")
+    students = real[real["kind"] == "student"]
+    gpu_configs = [runs.with_speed(c, "bf16", True) for c in runs.preset(gpu_preset)]
+    gpu = runs.collect(gpu_configs, results)
+    gpu_students = gpu[gpu["kind"] == "student"] if len(gpu) else gpu
+    steps = runs.get_preset(real_preset).student_steps
+    gpu_steps = runs.get_preset(gpu_preset).student_steps
+    cpu_scale = scale(real_configs, students, steps)
     rows = []
-    for letter, (claim, key, points) in TRANSFER_QUESTIONS.items():
-        paper_word, paper_text = _transfer_cell(paper_table, key, points)
-        row = {"question": f"{letter} {table_name}", "claim": claim, "paper": paper_text}
-        words = []
-        for label, table in tables.items():
-            word, text = _transfer_cell(table, key, points)
-            row[label] = f"{word}: {text}" if word != "not testable here" else f"not testable here ({text})"
-            words.append(word)
-        row["verdict"] = combine(words)
-        rows.append(row)
-    return rows
-
-
-def robustness_row(paper_table, tables: dict) -> dict:
-    """Row (c), Table 3: the drop from σ = 0 to the largest σ, smallest vs largest penalty."""
-    def cell(t):
-        if t is None:
-            return "not testable here", "not testable here (no runs)"
-        word, n = robustness_verdict(t)
-        if word == "not testable here":
-            return word, "not testable here (one penalty)"
-        f = n["findings"]
-        tie = ", a tie" if n["tie"] else ""
-        return word, (f"{word}: penalty {f.index[0]:g} loses {f['drop'].iloc[0]:.1f}, penalty {f.index[-1]:g} "
-                      f"loses {f['drop'].iloc[-1]:.1f} pts (± {n['spread']:.1f}{tie})")
-
-    _, paper_text = cell(paper_table)
-    row = {"question": "(c) Table 3", "claim": "a larger Jacobian-norm penalty makes a net more robust to input noise",
-           "paper": paper_text.split(": ", 1)[1]}
-    words = []
-    for label, t in tables.items():
-        word, text = cell(t)
-        row[label] = text
-        words.append(word)
-    row["verdict"] = combine(words)
-    return row
-
-
-def at_a_glance(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    """The verdict page's table: one row per claim, the given columns in order, words checked."""
-    frame = pd.DataFrame(rows).reindex(columns=columns).fillna("–")
+    for question, (claim, a, b, name) in CLAIMS.items():
+        ours = transfer_measure(students, a, b)
+        big = transfer_measure(gpu_students, a, b) if len(gpu_students) else {"seeds": 0}
+        paper = (f"{paper_transfer(table1(), a[0], b[0]):+.2f} pts (Table 1, 1 run per size)"
+                 if b[0] in table1().index else "argued, not measured (§5)")
+        knob = f", KD at {ours['settings'][1]} (chosen on validation)" if ours.get("settings", ("", ""))[1] else ""
+        rows.append({"question": question, "claim": f"{claim}: {name}, mean over 5–100 per class{knob}",
+                     "paper": paper, "ours": _points(ours), "paper scale": _points(big),
+                     "scale": cpu_scale, "verdict": ours["word"]})
+        if big.get("seeds"):
+            rows[-1]["paper scale"] += f" -- {scale(gpu_configs, gpu_students, gpu_steps)}"
+    curves = noise_curves(runs.preset(robust_preset), results)
+    noise = noise_measure(curves)
+    strongest, paper_gain = paper_noise(table3())
+    robust_runs = real[real["kind"] == "robust"] if robust_preset == real_preset else runs.collect(
+        runs.preset(robust_preset), results).query("kind == 'robust'")
+    rows.append({"question": "(c)", "claim": f"A Jacobian-norm penalty makes a net more accurate under input noise: "
+                 f"penalty {noise['penalty']:g} − none, mean over σ = 0.1–0.4",
+                 "paper": f"{paper_gain:+.2f} pts (Table 3, penalty {strongest:g}, CIFAR-100, 5 runs)",
+                 "ours": _points(noise), "paper scale": "not run",
+                 "scale": scale(runs.preset(robust_preset), robust_runs), "verdict": noise["word"]})
+    for prop, claim in (("Prop 1", "Distilling at noisy inputs = matching activations + σ² × matching Jacobians"),
+                        ("Prop 2", "Training at noisy inputs = clean loss + σ² × a Jacobian-norm penalty")):
+        t = theory[prop]
+        rows.append({"question": prop, "claim": f"{claim}, up to O(σ⁴): order of the remainder in σ",
+                     "paper": "4 (its proof)", "ours": f"{t['order']:.1f} for a smooth (tanh) pair; ReLU pair: "
+                     f"{'exactly 0' if t['relu_exact'] else 'not 0'} for σ ≤ 1e-3",
+                     "paper scale": "not run", "scale": t["scale"],
+                     "verdict": proposition(t["relu_exact"], t["order"])})
+    frame = pd.DataFrame(rows).set_index("question")
+    frame["where"] = [links.get(q, ("", ""))[0] + links.get(q, ("", ""))[1] for q in frame.index]
     bad = set(frame["verdict"]) - set(WORDS)
-    if bad:
-        raise ValueError(f"verdicts must be one of {WORDS}, got {sorted(bad)}")
-    return frame.set_index("question")
+    require(not bad, f"verdicts must be one of {WORDS}, got {sorted(bad)}")
+    return frame
 
 
-def mark_batch_coupled(frame: pd.DataFrame, preset: str, configs=()) -> pd.DataFrame:
-    """``frame`` with a † after every Jacobian-matching row label when the preset predates the per-sample fix.
-
-    A row is a Jacobian row when its label names one ("Jac" in lakt's or the paper's names).
-    The caption should carry :data:`BATCH_COUPLED_NOTE` (:func:`batch_coupled_note`).
-    """
-    if not batch_coupled(preset, configs):
-        return frame
-    return frame.rename(index=lambda label: f"{label} †" if "Jac" in str(label) else label)
+_COLUMNS = {"claim": "claim and measure", "paper": "paper", "ours": "ours, CPU scale",
+            "paper scale": "ours, paper scale", "scale": "CPU scale", "verdict": "verdict"}
 
 
-def batch_coupled_note(preset: str, configs=()) -> str:
-    """The caption line that explains the †, or "" when the runs are per-sample."""
-    return f" † {BATCH_COUPLED_NOTE}." if batch_coupled(preset, configs) else ""
+def show(table: pd.DataFrame, caption: str = "") -> Shown:
+    """The verdict table as the book shows it: a table at page width, one card per claim on a narrow screen,
+    the rules beneath it."""
+    head = "".join(f"<th>{html.escape(v)}</th>" for v in ["", *_COLUMNS.values(), ""])
+    body = []
+    for q, r in table.iterrows():
+        cells = [f'<th class="lakt-q">{html.escape(str(q))}</th>']
+        for key, label in _COLUMNS.items():
+            style = f' style="background-color: {VERDICT_COLORS[r[key]]}"' if key == "verdict" else ""
+            cells.append(f'<td data-label="{html.escape(label)}"{style}>{html.escape(str(r[key]))}</td>')
+        link = f'<a href="{html.escape(r["where"])}">details</a>' if r["where"] else ""
+        cells.append(f'<td class="lakt-where">{link}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    rules = "".join(f"<li>{_md_bold(s)}</li>" for s in RULES)
+    page = (f'<div class="lakt-verdicts"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+            f'</tbody></table><ul class="lakt-rules">{rules}</ul></div>')
+    text = (caption + "\n" if caption else "") + table.drop(columns="where").to_string()
+    return Shown(page, text)
 
 
-def answer_cell(summary: pd.DataFrame, question: str) -> tuple[str, str]:
-    """(word, text) of one question from :func:`lakt.analysis.answers.summary` (paired by seed, spread-aware)."""
-    if question not in summary.index:
-        return "not testable here", "not testable here (no runs)"
-    s = summary.loc[question]
-    word = s["answer"]
-    text = (f"{s['holds']} of {s['comparisons']} comparisons hold, {s['partly']} partly, "
-            f"{s['does not hold']} do not" + (f", {s['not called']} not called (one seed)" if s["not called"] else ""))
-    return word, f"{word}: {text}" if word != "not testable here" else f"not testable here ({text})"
+def _md_bold(sentence: str) -> str:
+    parts = html.escape(sentence).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def counts(table: pd.DataFrame) -> pd.Series:
+    """How many claims got each word (every word listed, zeros included)."""
+    return table["verdict"].value_counts().reindex(list(WORDS), fill_value=0).astype(np.int64)
