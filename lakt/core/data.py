@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checks import check_split
 from .errors import LaktError, require
 from .files import warn
 
@@ -112,11 +113,12 @@ def as_split(data, what: str = "data") -> Split:
 
     Lets :func:`lakt.fit` and :func:`lakt.noise_robustness` take the data a PyTorch user
     already has; images must already be float tensors [N, C, H, W] (normalised as the
-    model expects), labels integers.
+    model expects), labels integers. The values are checked too (:func:`lakt.core.checks.check_split`):
+    an empty split or a NaN image would otherwise train on nothing or score 0.0 +- 0.0.
     """
     if isinstance(data, Split):
-        return data
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        x, y = data.x, data.y
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         x, y = data
     elif isinstance(data, torch.utils.data.Dataset):
         require(len(data) > 0, f"{what} is an empty Dataset")
@@ -131,9 +133,10 @@ def as_split(data, what: str = "data") -> Split:
     require(x.dim() >= 2 and len(x) == len(y), f"{what}: {len(x)} images but {len(y)} labels")
     require(x.is_floating_point(), f"{what}: images are {x.dtype}; convert them to float "
                                    "(e.g. x.float() / 255, then normalise)")
-    require(not y.is_floating_point() and y.dtype != torch.bool and y.dim() == 1,
+    require(not y.is_floating_point() and not y.is_complex() and y.dtype != torch.bool and y.dim() == 1,
             f"{what}: labels must be a 1-D integer tensor of class indices, got {y.dtype} {tuple(y.shape)}")
-    return Split(x, y.long())
+    check_split(x, y, what)
+    return data if isinstance(data, Split) and y.dtype == torch.long else Split(x, y.long())
 
 
 def load_digits(test_fraction: float = 0.25, split_seed: int = 0) -> Dataset:
@@ -213,7 +216,13 @@ def _decode_folder(root: Path, split: str, classes: list[str], h) -> tuple[torch
 
 
 def _folder_classes(root: Path) -> list[str]:
-    """The class folders, checked: the same in train/ and test/, and at least two."""
+    """The class folders, checked: the same in train/ and test/, at least two, none empty.
+
+    As torchvision's ``ImageFolder`` does, a class folder without images is refused by
+    name rather than given an output no image ever trains (a "two-class" folder with one
+    class empty would train a one-class model); and a class that has images in one split
+    but not the other is named with the split it is missing from.
+    """
     found = {}
     for split in ("train", "test"):
         require((root / split).is_dir(), f"{str(root)!r} has no {split}/ folder; expected ROOT/{split}/<class>/*.jpg")
@@ -227,6 +236,10 @@ def _folder_classes(root: Path) -> list[str]:
             f"the class folders of test/ and train/ differ under {str(root)!r} (only in train/: "
             f"{', '.join(missing) or 'none'}; only in test/: {', '.join(extra) or 'none'}); "
             "give both splits the same class folders")
+    empty = [f"{split}/{name}" for split in ("train", "test") for name in classes if not _files(root / split, name)]
+    require(not empty, f"empty class folder{'s' if len(empty) > 1 else ''} under {str(root)!r}: {', '.join(empty)}; "
+                       "every class needs images in both train/ and test/ -- add images, or remove the class "
+                       "folder from both splits")
     return classes
 
 
@@ -253,7 +266,8 @@ def load_folder(root: str | os.PathLike) -> Dataset:
     from .files import atomic_save, load_tensors
 
     root = Path(root).expanduser()
-    require(root.is_dir(), f"data folder {str(root)!r} does not exist; pass --data-root pointing at a folder with train/ and test/")
+    require(root.is_dir(), f"data folder {str(root)!r} " + ("is a file, not a folder" if root.exists() else "does not exist")
+            + "; pass --data-root pointing at a folder with train/ and test/")
     classes = _folder_classes(root)
     cache = _cache_dir() / f"folder-{_listing_key(root, classes)}.pt"
     try:
@@ -371,12 +385,14 @@ class DeviceLoader:
     No workers, no per-image Python work and no host-to-device copies per step: the
     whole (small) training set lives on the device, as in airbench. ``positions``
     are indices into the split, used to look up cached teacher targets. A trailing
-    batch of one image is dropped, since BatchNorm cannot train on it.
+    remainder of one image is dropped, since BatchNorm's statistics of one image are
+    degenerate; with ``batch_size=1`` every batch is one image, asked for, and kept.
     """
 
     def __init__(self, split: Split, batch_size: int, *, shuffle: bool = True, seed: int = 0, device=None,
                  channels_last: bool = False):
-        require(batch_size >= 1, f"batch size must be >= 1, got {batch_size}")
+        require(isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1,
+                f"batch size must be a positive integer, got {batch_size!r}")
         self.device = torch.device(device) if device is not None else split.x.device
         self.x, self.y = split.x.to(self.device), split.y.to(self.device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -393,6 +409,6 @@ class DeviceLoader:
                  else torch.arange(n, device=self.device))
         for start in range(0, n, self.batch_size):
             pos = order[start:start + self.batch_size]
-            if len(pos) < 2 and n > 1:
+            if len(pos) < 2 < self.batch_size and n > 1:  # a trailing remainder of one, not batch_size=1
                 break
             yield pos, self.x[pos].contiguous(memory_format=self.memory_format), self.y[pos]

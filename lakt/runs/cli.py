@@ -181,27 +181,56 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_paths(args) -> None:
-    """``~`` expanded in every path; an explicitly given --data-root must exist (every command)."""
+    """``~`` expanded in every path; an explicitly given --data-root must exist, and --results
+    must not be a file (every command, before any work: a file is said to be a file)."""
     from ..core.data import check_root
     for name in ("results", "data_root", "checkpoint"):
         if getattr(args, name, None) is not None:
             setattr(args, name, str(Path(getattr(args, name)).expanduser()))
     if getattr(args, "data_root", None) is not None:
         check_root(args.data_root, getattr(args, "download", False))
+    results = getattr(args, "results", None)
+    require(results is None or not Path(results).exists() or Path(results).is_dir(),
+            f"--results {results!r} is a file, not a folder; pass a results folder")
 
 
 def _summary(metrics: dict) -> str:
     return f"{metrics['name']}: test accuracy {metrics['test_acc']:.2f}% ({metrics['seconds']:.1f} s, {metrics['device']})"
 
 
-def _sweep_table(done: list[dict], cached: set[str]) -> str:
-    """One row per finished run of the sweep: what it scored, how long it took, whether this call trained it."""
+def _trained_by(done: list[dict], cached: set[str], results) -> list[str]:
+    """Who trained each finished run: "earlier" (finished before this sweep began), "now" (by
+    this process) or "other" (during this sweep, by another process sharing the results
+    folder). Several sweeps split a shared folder's runs between them, so a run finished
+    during this sweep is this process's work only if ``runs.log``'s ``finish`` line for it
+    names this host and pid."""
+    import os
+    import socket
+
+    from .status import last_events
+
+    events = last_events(Path(results))
+    me = (socket.gethostname(), str(os.getpid()))
+    out = []
+    for m in done:
+        event = events.get(m["key"], {})
+        if m["key"] in cached:
+            out.append("earlier")
+        elif event.get("event") == "finish" and (event.get("host"), event.get("pid")) == me:
+            out.append("now")
+        else:
+            out.append("other")
+    return out
+
+
+def _sweep_table(done: list[dict], cached: set[str], results) -> str:
+    """One row per finished run of the sweep: what it scored, how long it took, who trained it."""
     import pandas as pd
 
     table = pd.DataFrame({"run": [m["name"] for m in done],
                           "test acc %": [f"{m['test_acc']:.2f}" for m in done],
                           "seconds": [f"{m['seconds']:.1f}" for m in done],
-                          "trained": ["earlier" if m["key"] in cached else "now" for m in done]})
+                          "trained": _trained_by(done, cached, results)})
     width = int(table["run"].str.len().max())
     return table.to_string(index=False, justify="left", formatters={"run": f"{{:<{width}}}".format})
 
@@ -268,11 +297,14 @@ def _command(args, argv=None) -> int:
         from ..core.data import load
         from ..core.models import build
         from ..core.robustness import noise_robustness
+        from ..core.checks import check_checkpoint_file
         from ..core.train import load_checkpoint
+        check_checkpoint_file(args.checkpoint)  # the user named it: said as it is, never "recomputed"
         ds = load(args.dataset, args.data_root, args.download)
         model = build(args.model, ds.num_classes, width=args.width, in_channels=ds.in_channels)
         load_checkpoint(model, Path(args.checkpoint))
-        print(noise_robustness(model, ds.test, args.sigmas, args.trials, args.seed).to_string(index=False))
+        import pandas as pd
+        print(pd.DataFrame(noise_robustness(model, ds.test, args.sigmas, args.trials, args.seed)).to_string(index=False))
         return 0
     if args.command == "status":
         from .status import render, status
@@ -290,9 +322,12 @@ def _command(args, argv=None) -> int:
         cached = {c.key for c, _ in runs.finished(configs, Path(args.results).expanduser(), data_root=args.data_root)}
         done = runs.sweep(configs, Path(args.results), data_root=args.data_root,
                         download=args.download, device=device, progress=not args.quiet)
-        print(f"{len(done)} runs finished in {args.results} (preset {args.preset})")
+        trained = _trained_by(done, cached, args.results)
+        print(f"{len(done)} runs finished in {args.results} (preset {args.preset}): {trained.count('now')} trained "
+              f"now by this process, {trained.count('other')} by another process sharing the folder (other), "
+              f"{trained.count('earlier')} earlier")
         if done:
-            print(_sweep_table(done, cached))
+            print(_sweep_table(done, cached, args.results))
         return 0
     config, results = _config(args), Path(args.results).expanduser()
     if config.data is None and args.data_root is not None:

@@ -83,7 +83,8 @@ def status(results: Path, configs: list[RunConfig] | None = None):
     import pandas as pd
 
     results = Path(results)
-    require(results.is_dir(), f"results folder {str(results)!r} does not exist; pass the --results of your sweep")
+    require(results.is_dir(), f"results folder {str(results)!r} "
+            + ("is a file, not a folder" if results.exists() else "does not exist") + "; pass the --results of your sweep")
     events = last_events(results)
     rows = []
     for config in configs if configs is not None else started_configs(results):
