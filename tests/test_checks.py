@@ -42,6 +42,11 @@ def test_a_non_finite_input_is_named_by_its_example(tiny_vgg):
         checks.check_inputs(tiny_vgg, None, x, torch.zeros(5, dtype=torch.long))
 
 
+def test_huge_finite_inputs_are_not_called_non_finite(tiny_vgg):
+    x = torch.full((2, 3, 32, 32), 1e306, dtype=torch.float64)  # their sum overflows; no value does
+    checks.check_inputs(tiny_vgg, None, x, torch.zeros(2, dtype=torch.long))
+
+
 def test_labels_are_checked_against_the_output_count_by_the_forward_the_step_makes(tiny_vgg):
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     y = checks.check_inputs(tiny_vgg, None, x, torch.tensor([1, 10]))
