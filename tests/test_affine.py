@@ -1,4 +1,4 @@
-"""Chapter 1's measurements (lakt.analysis.affine) and chapter 2's helpers (lakt.analysis.sigma_sweeps).
+"""Chapter 1's measurements (lakt.analysis.affine) and chapter 2's helpers (lakt.analysis.propositions).
 
 Each test builds small float64 nets so that "exact" identities can be checked to ~1e-10
 and broken ones are far above that.
@@ -14,7 +14,7 @@ from torch import nn
 from lakt.analysis import affine
 from lakt.core import models
 from lakt.analysis import propositions as P
-from lakt.analysis import sigma_sweeps
+from lakt.analysis import propositions
 from lakt.core.errors import LaktError
 
 matplotlib.use("Agg")
@@ -182,11 +182,11 @@ def test_mlp_is_seeded_and_leaves_the_global_generator_alone():
 
 def test_settings():
     assert affine.settings("smoke")["inputs"] < affine.settings("cpu")["inputs"]
-    assert sigma_sweeps.chapter2_settings("smoke")["samples"] < sigma_sweeps.chapter2_settings("cpu")["samples"]
+    assert propositions.chapter2_settings("smoke")["samples"] < propositions.chapter2_settings("cpu")["samples"]
     with pytest.raises(LaktError):
         affine.settings("huge")
     with pytest.raises(LaktError):
-        sigma_sweeps.chapter2_settings("huge")
+        propositions.chapter2_settings("huge")
 
 
 def test_chapter1_plots_return_figures():
@@ -206,7 +206,7 @@ def test_chapter1_plots_return_figures():
 # ---------------------------------------------------------------- chapter 2 helpers
 
 def small_pair(activation, seed=0):
-    return sigma_sweeps.theory_pair(activation, seed, in_features=8, num_classes=4, hidden=16)
+    return propositions.theory_pair(activation, seed, in_features=8, num_classes=4, hidden=16)
 
 
 def points(n=4, seed=2):
@@ -217,7 +217,7 @@ def points(n=4, seed=2):
 def test_sweep_adds_uniform_columns():
     teacher, student = small_pair("relu", seed=1)
     x, _ = points()
-    frame = sigma_sweeps.sweep(P.proposition1, [1e-4, 1e-3], teacher, student, x, samples=200)
+    frame = propositions.sweep(P.proposition1, [1e-4, 1e-3], teacher, student, x, samples=200)
     for column in ("sigma", "lhs", "rhs", "noiseless", "residual", "residual_se", "measured_coef", "paper_coef"):
         assert column in frame
     assert frame["paper_coef"].to_numpy() == pytest.approx(frame["jacobian"].to_numpy())
@@ -226,14 +226,14 @@ def test_sweep_adds_uniform_columns():
     assert frame["residual"].abs().max() < 1e-14
     assert frame["measured_coef"].to_numpy() == pytest.approx(frame["paper_coef"].to_numpy(), rel=1e-6)
     with pytest.raises(LaktError):
-        sigma_sweeps.sweep(P.proposition1, [0.0], teacher, student, x)
+        propositions.sweep(P.proposition1, [0.0], teacher, student, x)
 
 
 def test_sweep_all_covers_the_four_statements():
     teacher, student = small_pair("tanh")
     x, labels = points()
-    frame = sigma_sweeps.sweep_all(teacher, student, x, labels, [0.01, 0.1], samples=100)
-    assert list(frame["statement"].unique()) == list(sigma_sweeps.STATEMENTS) and len(frame) == 8
+    frame = propositions.sweep_all(teacher, student, x, labels, [0.01, 0.1], samples=100)
+    assert list(frame["statement"].unique()) == list(propositions.STATEMENTS) and len(frame) == 8
     eq = frame[frame["statement"].isin(["Eq 2", "Eq 3"])]
     assert (eq["residual"] == eq["lhs"] - eq["rhs"]).all() and (eq["residual_method"] == "plain").all()
 
@@ -242,16 +242,16 @@ def test_residual_order_is_two_for_smooth_nets_and_four_when_outputs_match():
     teacher, student = small_pair("tanh", seed=1)
     x, _ = points(1)
     sigmas = [0.003, 0.01, 0.03, 0.1]
-    apart = sigma_sweeps.sweep(P.proposition1, sigmas, teacher, student, x, samples=1000)
-    matched = sigma_sweeps.match_output(student, teacher, x)
+    apart = propositions.sweep(P.proposition1, sigmas, teacher, student, x, samples=1000)
+    matched = propositions.match_output(student, teacher, x)
     with torch.no_grad():
         assert (teacher(x) - matched(x)).abs().max() < 1e-12
-    together = sigma_sweeps.sweep(P.proposition1, sigmas, teacher, matched, x, samples=1000)
-    assert abs(sigma_sweeps.fit_order(apart) - 2) < 0.3
-    assert abs(sigma_sweeps.fit_order(together) - 4) < 0.3
-    assert math.isnan(sigma_sweeps.fit_order(apart.iloc[:1]))
+    together = propositions.sweep(P.proposition1, sigmas, teacher, matched, x, samples=1000)
+    assert abs(propositions.fit_order(apart) - 2) < 0.3
+    assert abs(propositions.fit_order(together) - 4) < 0.3
+    assert math.isnan(propositions.fit_order(apart.iloc[:1]))
     with pytest.raises(LaktError):
-        sigma_sweeps.match_output(student, teacher, points(2)[0])
+        propositions.match_output(student, teacher, points(2)[0])
 
 
 def test_second_order_coefficient_is_half_the_hessian_trace():
@@ -260,13 +260,13 @@ def test_second_order_coefficient_is_half_the_hessian_trace():
     a = a @ a.T
     x = torch.randn(3, 5, generator=g, dtype=torch.float64)
     quadratic = lambda v: 0.5 * ((v @ a) * v).sum(1) + v.sum(1)
-    assert sigma_sweeps.second_order_coefficient(quadratic, x, chunk=2) == pytest.approx([0.5 * a.trace().item()] * 3)
+    assert propositions.second_order_coefficient(quadratic, x, chunk=2) == pytest.approx([0.5 * a.trace().item()] * 3)
 
 
 def test_coefficients_match_taylor2_and_expose_the_paper_eq3_term():
     teacher, student = small_pair("tanh", seed=1)
     x, labels = points()
-    coef = sigma_sweeps.coefficients(teacher, student, x, labels, sigma=1e-2, samples=4000).set_index("statement")
+    coef = propositions.coefficients(teacher, student, x, labels, sigma=1e-2, samples=4000).set_index("statement")
     assert (coef["z_taylor2"].abs() < 4).all()
     # Eq 3 as printed (factor 1, no Hessian term) is far from the measured sigma^2 coefficient
     assert abs(coef.loc["Eq 3", "z_paper"]) > 10
@@ -275,7 +275,7 @@ def test_coefficients_match_taylor2_and_expose_the_paper_eq3_term():
 def test_coefficients_of_props_match_the_paper_for_relu_nets():
     teacher, student = small_pair("relu", seed=1)
     x, labels = points()
-    coef = sigma_sweeps.coefficients(teacher, student, x, labels, sigma=1e-3, samples=400).set_index("statement")
+    coef = propositions.coefficients(teacher, student, x, labels, sigma=1e-3, samples=400).set_index("statement")
     for statement in ("Prop 1", "Prop 2"):
         row = coef.loc[statement]
         assert row["paper"] == pytest.approx(row["taylor2"], rel=1e-9)
@@ -287,7 +287,7 @@ def test_coefficients_of_props_match_the_paper_for_relu_nets():
 def test_confident_wrong_students():
     _, student = small_pair("relu")
     x, labels = points(1)
-    frame = sigma_sweeps.confident_wrong(student, x, int(labels[0]), [0, 10, 60], sigma=1e-3, samples=200)
+    frame = propositions.confident_wrong(student, x, int(labels[0]), [0, 10, 60], sigma=1e-3, samples=200)
     assert (frame["p_label"].diff().dropna() < 0).all()
     assert frame["paper64"].to_numpy() == pytest.approx(frame["log_space"].to_numpy(), rel=1e-9)
     last = frame.iloc[-1]
@@ -300,10 +300,10 @@ def test_confident_wrong_students():
 def test_chapter2_plots():
     teacher, student = small_pair("tanh")
     x, labels = points()
-    frame = sigma_sweeps.sweep_all(teacher, student, x, labels, [0.01, 0.1], samples=50)
-    assert sigma_sweeps.plot_coefficients(frame[frame["statement"] == "Prop 1"], taylor2=0.1, title="t") is not None
-    assert sigma_sweeps.plot_residuals({"a": frame[frame["statement"] == "Prop 1"]}) is not None
-    one = sigma_sweeps.at_sigma(teacher, student, x, labels, 0.1, samples=50)
-    assert len(sigma_sweeps.plot_at_sigma(one, taylor2={s: 0.0 for s in sigma_sweeps.STATEMENTS}, title="t")) == 4
+    frame = propositions.sweep_all(teacher, student, x, labels, [0.01, 0.1], samples=50)
+    assert propositions.plot_coefficients(frame[frame["statement"] == "Prop 1"], taylor2=0.1, title="t") is not None
+    assert propositions.plot_residuals({"a": frame[frame["statement"] == "Prop 1"]}) is not None
+    one = propositions.at_sigma(teacher, student, x, labels, 0.1, samples=50)
+    assert len(propositions.plot_at_sigma(one, taylor2={s: 0.0 for s in propositions.STATEMENTS}, title="t")) == 4
     import matplotlib.pyplot as plt
     plt.close("all")

@@ -4,12 +4,12 @@ import math
 import pandas as pd
 import pytest
 
-from lakt.analysis import answers, selection
+from lakt.analysis import answers
 from lakt.core.errors import LaktError
 
 
 def _row(method, n, seed, test, val=50.0, **knobs):
-    base = {k: math.nan for k in selection.KNOBS}
+    base = {k: math.nan for k in answers.KNOBS}
     return {"method": method, "n_per_class": n, "seed": seed, "val_acc": val, "test_acc": test, **base, **knobs}
 
 

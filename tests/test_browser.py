@@ -4,8 +4,11 @@
    builds it) served from 127.0.0.1 with every other host blocked, each page opened at
    1,280 px: MathJax rendered (no raw ``\\(`` or ``$$`` left), no table wider than the
    article and nothing (table, formula, output) that hides a part behind a sideways scroll, every image loaded and not shrunk below 90% (so figure text keeps its size), no
-   traceback or error text, the stored widget states rendered offline, the verdict page
-   present and linked from the intro. A screenshot of every page goes to the test's folder.
+   traceback or error text, no console error, the stored widget states rendered offline, every
+   image in a captioned figure, no check output ("NBVAL", a line that is only "True") left
+   visible; the verdict table's first row within the first 900 px of the landing page and of
+   the verdict page, which does not scroll sideways at 400 px; search snippets without raw TeX.
+   A screenshot of every page at 1,280 px goes to book/_build/screenshots/ (git-ignored).
 2. JupyterLab 4 on 127.0.0.1 with a token: chapter 2 (smoke) run from the Run menu, its
    widget's slider moved, the output must change.
 
@@ -35,6 +38,9 @@ HOWTO = "apt-get update && apt-get install -y chromium; pip install -e '.[test]'
 ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIDTH = 1280
+NARROW = 400
+SHOTS = ROOT / "book" / "_build" / "screenshots"
+VERDICT_PAGE = "07_results_at_a_glance"
 
 
 def _require_browser():
@@ -117,7 +123,12 @@ _MEASURE = """() => {
   const shrunk = images.filter(i => i.closest('.cell_output') && i.naturalWidth > 0 && i.offsetParent !== null
                                && i.getBoundingClientRect().width < 0.9 * i.naturalWidth)
     .map(i => i.src.slice(-24) + ' shown at ' + Math.round(100 * i.getBoundingClientRect().width / i.naturalWidth) + '%');
-  return {text: article.innerText, wide, clipped, broken, shrunk,
+  const uncaptioned = images.filter(i => !i.closest('.jupyter-widgets')
+                                      && !(i.closest('figure') && i.closest('figure').querySelector('figcaption')))
+    .map(i => i.src.slice(-40));
+  const verdictRow = document.querySelector('div.lakt-verdicts tbody tr');
+  return {text: article.innerText, wide, clipped, broken, shrunk, uncaptioned,
+          verdictTop: verdictRow ? verdictRow.getBoundingClientRect().top + window.scrollY : null,
           math: document.querySelectorAll('mjx-container').length,
           widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]').length,
           rendered_widgets: document.querySelectorAll('.widget-slider, .jupyter-widgets.widget-inline-hbox, .widget-dropdown').length};
@@ -145,16 +156,22 @@ def test_every_page_reads_well_offline(served, browser, tmp_path):   # build the
     context.route("**/*", only_local)
     page = context.new_page()
     errors = []
-    # sphinx-thebe's inline script declares THEBE_JS_URL twice on every Jupyter Book page (harmless, upstream)
-    page.on("pageerror", lambda e: None if "THEBE_JS_URL" in str(e) else errors.append(str(e)))
+    page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+    page.on("console", lambda msg: errors.append(f"{page.url}: {msg.text}") if msg.type == "error" else None)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     problems = []
     began = time.perf_counter()
     for name in _pages():
         page.goto(f"{served}/{name}.html", wait_until="load")
         _typeset(page)
         m = page.evaluate(_MEASURE)
-        page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         text = m["text"]
+        if "NBVAL" in text or any(line.strip() == "True" for line in text.splitlines()):
+            problems.append(f"{name}: check output visible ('NBVAL' or a line that is only 'True')")
+        problems += [f"{name}: image without a captioned figure: {i}" for i in m["uncaptioned"]]
+        if name in ("intro", VERDICT_PAGE) and not (m["verdictTop"] is not None and m["verdictTop"] < 900):
+            problems.append(f"{name}: the verdict table's first row is not within the first 900 px ({m['verdictTop']})")
         for raw in ("\\(", "\\)", "$$", "\\begin{"):
             if raw in text:
                 problems.append(f"{name}: raw math {raw!r} left: ...{text[max(0, text.index(raw) - 60):text.index(raw) + 40]!r}")
@@ -169,19 +186,31 @@ def test_every_page_reads_well_offline(served, browser, tmp_path):   # build the
             problems.append(f"{name}: stored widget state not rendered")
         if name in ("intro", "01_affine_approximation", "02_propositions") and not m["math"]:
             problems.append(f"{name}: no MathJax output")
-    print(f"{len(_pages())} pages checked in {time.perf_counter() - began:.1f} s; screenshots in {tmp_path}")
+    print(f"{len(_pages())} pages checked in {time.perf_counter() - began:.1f} s; screenshots in {SHOTS}")
     assert not problems, "\n".join(problems)
     assert not errors, errors
     page.goto(f"{served}/intro.html")
     assert page.locator("a[href*='07_results_at_a_glance']").count() > 0, "the intro does not link the verdict page"
-    page.goto(f"{served}/07_results_at_a_glance.html")
+    page.goto(f"{served}/{VERDICT_PAGE}.html")
     _typeset(page)
     verdict_text = page.evaluate("() => document.querySelector('article').innerText")
     assert "Results at a glance" in verdict_text
-    for word in ("holds", "does not hold", "not testable here"):
-        assert word in verdict_text
-    for question in ("(a) Table 1", "(b) Table 1", "(c) Table 3", "(d)"):
-        assert question in verdict_text
+    rows = page.evaluate("() => [...document.querySelectorAll('div.lakt-verdicts tbody tr')].map("
+                         "r => [r.querySelector('th').innerText, r.querySelector('td[data-label=\"verdict\"]').innerText])")
+    assert [q for q, _ in rows] == ["(a)", "(b)", "(c)", "(d)", "Prop 1", "Prop 2"], rows
+    assert {w for _, w in rows} <= {"holds", "partly", "does not hold", "not testable here"}, rows
+    page.set_viewport_size({"width": NARROW, "height": 900})
+    page.goto(f"{served}/{VERDICT_PAGE}.html")
+    wide = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    page.screenshot(path=str(SHOTS / f"{VERDICT_PAGE}-{NARROW}.png"), full_page=True)
+    assert wide <= 0, f"the verdict page scrolls sideways by {wide} px at {NARROW} px"
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+    page.goto(f"{served}/search.html?q=Jacobian")
+    page.wait_for_function("() => document.querySelectorAll('#search-results li p.context').length > 0")
+    snippets = page.evaluate("() => [...document.querySelectorAll('#search-results li p.context')].map(p => p.innerText)")
+    raw = [t for t in snippets if any(tex in t for tex in ("\\(", "\\)", "$$", "\\mathbf", "\\nabla"))]
+    assert not raw, f"search snippets show raw TeX: {raw[:2]}"
+    assert not errors, errors
     assert not [u for u in outside if "mathjax" in u.lower() or "widget" in u.lower()], outside
     context.close()
 

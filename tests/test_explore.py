@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import IPython.display  # noqa: E402
 
-from lakt.analysis import explore  # noqa: E402
+from lakt.analysis import affine, figures, palette  # noqa: E402
 
 
 class Handle:
@@ -33,7 +33,7 @@ def test_live_shows_the_controls_then_the_first_figure_and_redraws_it_in_place(m
     monkeypatch.setattr(IPython.display, "display", display)
     step = widgets.FloatSlider(value=1.0, min=0, max=2)
     net = widgets.Dropdown(options=["relu", "tanh"], value="relu")
-    explore.live(draw, step=step, net=net)
+    palette.live(draw, step=step, net=net)
     (controls, _), (figure, display_id) = shown
     assert isinstance(controls, widgets.HBox) and list(controls.children) == [step, net]
     assert display_id is True and isinstance(figure, matplotlib.figure.Figure)  # an ordinary output, not an Output widget

@@ -12,12 +12,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import math  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from lakt import runs  # noqa: E402
-from lakt.analysis import figures, paper, readings, report  # noqa: E402
+from lakt.analysis import answers, figures, paper, report  # noqa: E402
 from lakt.core.errors import LaktError  # noqa: E402
 from lakt.core.methods import PAPER_METHODS  # noqa: E402
 from lakt.core.files import atomic_save, atomic_write_json  # noqa: E402
@@ -139,7 +141,7 @@ def test_paired_differences_pair_by_seed(tmp_path):
     assert diff["text"].loc["Noisy Act − Act+Jac", 10] == "2.00 ± 1.00"
     assert diff["mean"].loc["Act+FullJac − Act+Jac", 5] == pytest.approx(-1.0)
     assert diff["seeds"].loc["Act+FullJac − Act+Jac", 5] == 2 and diff["std"].loc["Act+FullJac − Act+Jac", 5] == 0
-    reading = readings.differences_reading(diff)
+    reading = answers.differences_reading(diff)
     assert ("**Noisy Act − Act+Jac:** mean +2.00 points over 2 sizes; above zero beyond the seeds' spread at 2, "
             "below at 0, a tie (inside the spread) at 0.") in reading
     assert ("**Act+FullJac − Act+Jac:** mean -1.00 points over 2 sizes; above zero beyond the seeds' spread at 0, "
@@ -162,7 +164,7 @@ def test_loss_terms_read_the_histories(tmp_path):
     assert report.loss_terms(configs, tmp_path, "ce").loc["ce", 5] == pytest.approx(1.5)
     act = pd.DataFrame({5: [950.0], 10: [800.0]}, index=["act+jac"])
     jac = pd.DataFrame({5: [1.99, 0.8], 10: [1.95, 1.5]}, index=["act+jac", "jac+ce"])
-    reading = readings.term_balance_reading(act, jac)
+    reading = answers.term_balance_reading(act, jac)
     assert "starts between 800 and 950" in reading
     assert "(Act+Jac), the Jacobian term ends within 0.05 of 2" in reading
     assert "(Jac+CE), it ends at 0.80 at 5 per class (and 1.50 at 10)" in reading
@@ -211,8 +213,11 @@ def test_robustness_table_equals_the_metrics_files(smoke):
         for row in m["noise"]:
             p, s = m["config"]["penalty"], row["sigma"]
             assert table["mean"].loc[p, s] == pytest.approx(row["mean"])
-            assert table["std"].loc[p, s] == pytest.approx(row["std"])
             assert table["draws"].loc[p, s] == row["trials"]
+            if row["trials"] > 1:
+                assert table["std"].loc[p, s] == pytest.approx(row["std"])
+            else:   # one value (one seed, σ = 0): no spread, so no "± 0.00" either
+                assert math.isnan(table["std"].loc[p, s]) and " ± " not in table["text"].loc[p, s]
     assert (table["draws"][0.0] == 1).all() and (table["draws"][0.4] == runs.PRESETS["smoke"].noise_trials).all()
 
 
@@ -335,14 +340,14 @@ def test_plot_robustness_one_line_per_penalty(smoke):
 # ---------------------------------------------------------------- reading and provenance
 
 def test_robustness_findings_are_clean_largest_sigma_and_drop():
-    f = readings.robustness_findings(report.paper_robustness_table(paper.table3()))
+    f = answers.robustness_findings(report.paper_robustness_table(paper.table3()))
     assert list(f.columns) == ["clean", "at σ=0.4", "drop"]
     assert f.loc[0.0].tolist() == pytest.approx([64.78, 17.69, 64.78 - 17.69])
     assert f.loc[1.0, "drop"] == pytest.approx(63.59 - 35.43)
 
 
 def test_transfer_findings_on_the_papers_table1():
-    f = readings.transfer_findings(paper.table1())
+    f = answers.transfer_findings(paper.table1())
     assert f["distillation beats CE (cells ≤ low)"] == "20 of 20"
     assert f["Act+Jac beats Act (sizes ≤ low)"] == "4 of 4"
     assert f["Act+Jac − Act (points, ≤ low)"] == pytest.approx(np.mean([4.70, 4.42, 2.79, 1.85]))
@@ -352,12 +357,12 @@ def test_transfer_findings_on_the_papers_table1():
 def test_transfer_reading_follows_the_numbers():
     cols = pd.Index([5, 10], name="n_per_class")
     worse = pd.DataFrame([[30.0, 40.0], [20.0, 30.0], [19.0, 29.0]], index=["ce", "act", "act+jac"], columns=cols)
-    text = readings.transfer_reading(worse, paper.table1())
+    text = answers.transfer_reading(worse, paper.table1())
     assert "Ours: **no**" in text and "ours higher at 0 of 2 sizes, lower at 2, tied at 0" in text
     better = worse.copy()
     better.loc["act"] += 20
     better.loc["act+jac"] += 25
-    text = readings.transfer_reading(better, paper.table1())
+    text = answers.transfer_reading(better, paper.table1())
     assert "Ours: **yes**" in text and "ours higher at 2 of 2 sizes" in text and "+4.00 points" in text
     assert "**(a) Does distillation beat CE" in text and "**(b) Act+Jac vs Act" in text
 
@@ -370,47 +375,47 @@ def _with_seeds(means: pd.DataFrame, std: float) -> pd.DataFrame:
 def test_a_difference_inside_the_seeds_spread_is_a_tie_not_a_win():
     cols = pd.Index([5, 10], name="n_per_class")
     means = pd.DataFrame([[30.0, 40.0], [35.0, 45.0], [35.01, 45.01]], index=["ce", "act", "act+jac"], columns=cols)
-    text = readings.transfer_reading(_with_seeds(means, 1.0), paper.table1())
+    text = answers.transfer_reading(_with_seeds(means, 1.0), paper.table1())
     assert "ours higher at 0 of 2 sizes, lower at 0, tied at 2 (mean +0.01 points)" in text
     assert "counts as a tie" in text
-    f = readings.transfer_findings(_with_seeds(means, 1.0))
+    f = answers.transfer_findings(_with_seeds(means, 1.0))
     assert f["distillation beats CE (cells ≤ low)"] == "4 of 4"          # +5 points against a spread of 1.41
-    assert readings.verdict(*readings._tally(f, "Act+Jac beats Act (sizes ≤ low)")) == "does not hold"
+    assert answers.verdict(*answers._wins_losses_ties(f, "Act+Jac beats Act (sizes ≤ low)")) == "does not hold"
     # the same +0.01 with a tiny spread is a win
-    f = readings.transfer_findings(_with_seeds(means, 0.001))
+    f = answers.transfer_findings(_with_seeds(means, 0.001))
     assert f["Act+Jac beats Act (sizes ≤ low)"] == "2 of 2"
     diff = pd.concat({"mean": pd.DataFrame([[0.01, 2.0]], index=["A − B"], columns=cols),
                       "std": pd.DataFrame([[1.0, 1.0]], index=["A − B"], columns=cols)}, axis=1)
     assert "above zero beyond the seeds' spread at 1, below at 0, a tie (inside the spread) at 1." in \
-        readings.differences_reading(diff)
+        answers.differences_reading(diff)
 
 
 def test_verdict_words():
-    assert readings.verdict(3, 0, 1) == "holds"
-    assert readings.verdict(1, 0, 3) == "partly"
-    assert readings.verdict(2, 1, 0) == "partly"
-    assert readings.verdict(0, 0, 4) == "does not hold"
-    assert readings.verdict(0, 0, 0) == "not testable here"
+    assert answers.verdict(3, 0, 1) == "holds"
+    assert answers.verdict(1, 0, 3) == "partly"
+    assert answers.verdict(2, 1, 0) == "partly"
+    assert answers.verdict(0, 0, 4) == "does not hold"
+    assert answers.verdict(0, 0, 0) == "not testable here"
 
 
 def test_robustness_reading_on_paper_and_on_a_counterexample():
-    text = readings.robustness_reading(paper.table3(), paper.table3())
+    text = answers.robustness_reading(paper.table3(), paper.table3())
     assert text.count("flatten the curve? yes") == 2 and "**(c) Ours" in text
     assert "penalty 0 loses 47.09 points and penalty 1 loses 28.16" in text
     t = report.paper_robustness_table(paper.table3())
     flipped = t.copy()
     flipped.index = flipped.index[::-1]  # larger penalty now drops *more*
-    assert "Ours: does a larger penalty flatten the curve? no" in readings.robustness_reading(flipped.sort_index(), t)
+    assert "Ours: does a larger penalty flatten the curve? no" in answers.robustness_reading(flipped.sort_index(), t)
 
 
 def test_a_flatter_curve_inside_the_spread_is_a_tie():
     t = report.paper_robustness_table(paper.table3())
     noisy = t.copy()
     noisy["std"] = 30.0   # drops differ by 19 points, but each draw's spread is 30
-    word, numbers = readings.robustness_verdict(noisy)
+    word, numbers = answers.robustness_verdict(noisy)
     assert word == "does not hold" and numbers["tie"]
-    assert "inside the spread, a tie" in readings.robustness_reading(noisy, t)
-    assert readings.robustness_verdict(t)[0] == "holds"
+    assert "inside the spread, a tie" in answers.robustness_reading(noisy, t)
+    assert answers.robustness_verdict(t)[0] == "holds"
 
 
 def test_provenance_states_preset_data_seeds_hardware_and_torch(smoke):

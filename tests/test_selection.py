@@ -4,12 +4,12 @@ import math
 import pandas as pd
 import pytest
 
-from lakt.analysis import selection
+from lakt.analysis import answers
 from lakt.core.errors import LaktError
 
 
 def _row(method, n, seed, val, test, **knobs):
-    base = {k: math.nan for k in selection.KNOBS}
+    base = {k: math.nan for k in answers.KNOBS}
     return {"method": method, "n_per_class": n, "seed": seed, "val_acc": val, "test_acc": test, **base, **knobs}
 
 
@@ -29,7 +29,7 @@ def _table():
 
 
 def test_validation_curves_pool_the_low_data_sizes():
-    curves = selection.validation_curves(_table())
+    curves = answers.validation_curves(_table())
     assert curves.loc[("act+jac", "γ=1"), "pooled"] == 60 and curves.loc[("act+jac", "γ=10"), "pooled"] == 62
     assert curves.loc[("act+jac", "γ=1"), 500] == 65 and curves.loc[("act+jac", "γ=1"), "runs"] == 4
     assert curves.loc[("ce", ""), "pooled"] == 50.5
@@ -37,10 +37,10 @@ def test_validation_curves_pool_the_low_data_sizes():
 
 
 def test_choice_is_made_on_validation_and_test_is_reported_at_it():
-    picks = selection.choose(_table())
+    picks = answers.choose(_table())
     assert picks["setting"].to_dict() == {"ce": "", "act+jac": "γ=10", "kd": "T=4 α=0.5"}
     assert picks.loc["act+jac", "values"] == 2
-    result = selection.chosen_results(_table())
+    result = answers.chosen_results(_table())
     assert list(result.index) == ["ce", "act+jac (γ=10)", "kd (T=4 α=0.5)"]
     assert result.loc["act+jac (γ=10)", ("mean", 5)] == 65.5  # the test accuracy at gamma 10, not gamma 1's 70.5
     assert result.loc["act+jac (γ=10)", ("std", 500)] == pytest.approx(math.sqrt(0.5))
@@ -51,19 +51,19 @@ def test_only_cells_finished_at_every_value_are_compared():
     table = _table()
     # gamma 1 has one extra, very good run that gamma 10 lacks: it must not decide the choice
     table = pd.concat([table, pd.DataFrame([_row("act+jac", 5, 2, 99, 99, jac_weight=1.0)])])
-    assert selection.choose(table).loc["act+jac", "setting"] == "γ=10"
-    assert selection.validation_curves(table).loc[("act+jac", "γ=1"), "runs"] == 4
+    assert answers.choose(table).loc["act+jac", "setting"] == "γ=10"
+    assert answers.validation_curves(table).loc[("act+jac", "γ=1"), "runs"] == 4
 
 
 def test_runs_without_validation_are_refused():
     table = _table()
     table.loc[0, "val_acc"] = math.nan
     with pytest.raises(LaktError, match="no val_acc"):
-        selection.choose(table)
+        answers.choose(table)
 
 
 def test_transfer_table_has_the_paper_rows_as_specified_then_the_choices():
-    table = selection.transfer_table(_table())
+    table = answers.transfer_table(_table())
     assert list(table.index) == ["ce", "act+jac", "act+jac (γ=10)", "kd (T=4 α=0.5)"]
     assert table.loc["act+jac", ("mean", 5)] == 70.5  # gamma 1: the paper's constants
     assert table.loc["act+jac (γ=10)", ("mean", 5)] == 65.5 and table.loc["act+jac (γ=10)", ("seeds", 500)] == 2

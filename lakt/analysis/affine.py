@@ -25,11 +25,13 @@ import copy
 import hashlib
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from ..core.errors import require
 from ..core.jacobian import logits_and_gradient
+from .palette import BOOK_WIDTH
 
 # How many inputs / steps the chapter measures, per preset (smoke: seconds).
 SETTINGS = {
@@ -424,3 +426,41 @@ def plot_gradients(images: torch.Tensor, grads: torch.Tensor, titles, show_produ
     if show_product:
         axes[2, 0].set_ylabel(r"$\nabla_x f_y \odot x$")
     return fig
+
+
+def along_ray(model, x: torch.Tensor, index: torch.Tensor, steps, seed: int = 0) -> pd.DataFrame:
+    """f(x + t u) and its affine approximation f(x) + t ∇f(x)ᵀu for one input, over the steps t.
+
+    ``x``: one input (batch of 1); ``index``: the output (e.g. the label's logit); ``u``:
+    :func:`lakt.analysis.affine.random_directions`' unit direction for ``seed``. Columns
+    step, network, affine, relative (|network − affine| / |f(x)|).
+    """
+    logits, grad = logits_and_gradient(model, x, index)
+    value = logits.gather(1, index.view(-1, 1)).squeeze(1).detach()
+    u = random_directions(x, seed)
+    slope = float((grad.detach() * u).sum())
+    steps = torch.as_tensor(steps, dtype=x.dtype)
+    with torch.no_grad():
+        moved = [float(model(x + t * u).gather(1, index.view(-1, 1))) for t in steps.tolist()]
+    f0 = float(value[0])
+    affine = [f0 + t * slope for t in steps.tolist()]
+    return pd.DataFrame({"step": steps.tolist(), "network": moved, "affine": affine,
+                         "relative": [abs(m - a) / abs(f0) for m, a in zip(moved, affine)]})
+def plot_ray(ray: pd.DataFrame, step: float, ax=None):
+    """The network and its affine approximation along the ray (log step axis), the chosen step marked."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(BOOK_WIDTH, 3.8))
+    ax.plot(ray["step"], ray["network"], lw=2, label=r"network $f(x + t u)$")
+    ax.plot(ray["step"], ray["affine"], "--", color="k", lw=1.2, label=r"affine $f(x) + t\,\nabla f(x)^T u$")
+    ax.axvline(step, color="C3", lw=1)
+    i = int(np.argmin(np.abs(np.log(ray["step"].to_numpy()) - np.log(step))))
+    ax.set_xscale("log")
+    ax.set_xlabel(r"step $t = \|\Delta x\|$")
+    ax.set_ylabel("label logit")
+    ax.set_title(f"t = {ray['step'].iloc[i]:.1e}: relative remainder {ray['relative'].iloc[i]:.1e}")
+    ax.legend(loc="best")
+    ax.figure.tight_layout()
+    return ax

@@ -142,9 +142,9 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
 def plot_validation_curves(curves: pd.DataFrame, chosen: pd.Series | None = None, *, title: str = ""):
     """One panel per tuned method: validation accuracy against the knob's grid value.
 
-    ``curves``: :func:`lakt.analysis.selection.validation_curves` (rows (method, setting),
+    ``curves``: :func:`lakt.analysis.answers.validation_curves` (rows (method, setting),
     a column per size and ``pooled``). Thin lines: each size ≤ 100 per class; thick black:
-    the pooled mean that decides; the ring marks ``chosen`` (:func:`selection.choose`'s
+    the pooled mean that decides; the ring marks ``chosen`` (:func:`answers.choose`'s
     ``setting`` column). Methods with a single setting (no knob) are left out.
     """
     import matplotlib.pyplot as plt
@@ -182,3 +182,55 @@ def plot_validation_curves(curves: pd.DataFrame, chosen: pd.Series | None = None
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
+
+
+def plot_methods_at_size(table: pd.DataFrame, size, method: str, paper: pd.DataFrame | None = None, ax=None):
+    """Every method's accuracy at ``size`` examples per class (mean ± std over seeds), ``method`` highlighted.
+
+    ``table``: :func:`lakt.analysis.report.transfer_table`; ``paper``: Table 1/2 (its value drawn
+    as a black tick where it has this size).
+    """
+    import matplotlib.pyplot as plt
+
+    means = _means(table)[size]
+    stds = table["std"][size].astype(float).fillna(0) if "std" in table.columns.get_level_values(0) else 0 * means
+    labels = [SHORT_NAMES.get(m, m) for m in means.index]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(BOOK_WIDTH, 0.45 * len(means) + 1.4))
+    colors = [method_color(m) if m == method else "0.8" for m in means.index]
+    ax.barh(labels, means.to_numpy(), xerr=stds.to_numpy(), color=colors, capsize=3)
+    if paper is not None and size in paper.columns:
+        on_paper = [i for i, m in enumerate(means.index) if m in paper.index]
+        ax.scatter([paper.loc[means.index[i], size] for i in on_paper], on_paper, marker="|", s=300, color="k",
+                   label="paper", zorder=3)
+        ax.legend(loc="lower right")
+    ax.invert_yaxis()
+    ax.set_xlabel("student test accuracy (%)")
+    ax.set_title(f"{size} examples per class: {SHORT_NAMES.get(method, method)} "
+                 f"{means[method]:.2f} ± {float(stds[method]):.2f}")
+    ax.figure.tight_layout()
+    return ax
+def plot_penalties_at_sigma(ours: pd.DataFrame, sigma: float, paper: pd.DataFrame | None = None, ax=None):
+    """Accuracy per Jacobian-penalty strength at noise ``sigma``: ours (± std) and the paper's Table 3."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    m = _means(ours)[sigma]
+    s = ours["std"][sigma].astype(float).fillna(0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(BOOK_WIDTH, 3.6))
+    x = np.arange(len(m))
+    width = 0.4 if paper is not None else 0.7
+    ax.bar(x - (width / 2 if paper is not None else 0), m.to_numpy(), width, yerr=s.to_numpy(), capsize=3,
+           color="C0", label="ours")
+    if paper is not None:
+        p = _means(paper).reindex(index=m.index)
+        p = p[sigma] if sigma in p.columns else p.iloc[:, 0] * np.nan
+        ax.bar(x + width / 2, p.to_numpy(), width, color="0.6", label="paper (CIFAR-100)")
+    ax.set_xticks(x, [f"{v:g}" for v in m.index])
+    ax.set_xlabel("Jacobian-norm penalty λ")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"σ = {sigma:g}")
+    ax.legend(loc="lower right")
+    ax.figure.tight_layout()
+    return ax

@@ -30,7 +30,7 @@ from .. import runs
 from ..core.errors import require
 from ..core.methods import row_name, split_row_name
 from .palette import SHORT_NAMES
-from .show import Shown, provenance_note, provenance_summary, styled  # noqa: F401  (the chapters call report.styled)
+from .palette import Shown, provenance_note, provenance_summary, styled  # noqa: F401  (the chapters call report.styled)
 
 DATASET_LABELS = {
     "digits": "digits (scikit-learn 8×8 digits, upsampled to 32×32)",
@@ -266,7 +266,7 @@ def robustness_table(configs, results) -> pd.DataFrame:
     long = []
     for (penalty, sigma), g in runs.groupby(["penalty", "sigma"]):
         mean, std, draws = pooled_stats(g["mean"], g["std"], g["trials"])
-        long.append({"penalty": penalty, "sigma": sigma, "mean": mean, "std": std,
+        long.append({"penalty": penalty, "sigma": sigma, "mean": mean, "std": std if draws > 1 else float("nan"),
                      "draws": draws, "seeds": g["seed"].nunique()})
     return _wide(pd.DataFrame(long), "penalty", "sigma")
 
