@@ -198,13 +198,11 @@ def test_noise_robustness_reports_accuracies_or_says_what_is_wrong(data, sigmas,
         assert not valid, f"valid data refused: {err}"
         return
     assert valid, "invalid data accepted"
-    records = table.to_dict("records") if hasattr(table, "to_dict") else table  # a DataFrame or its records
+    records = table
     assert [r["sigma"] for r in records] == sigmas
     assert all(0 <= r["mean"] <= 100 and math.isfinite(r["std"]) for r in records)
 
 
-@pytest.mark.xfail(strict=True, reason="output_gradient does not call lakt.core.checks yet: "
-                   "check_labels / check_model_input before its forward, check_gradient_values after it")
 @contract(60)
 @given(batch=batches(), train=st.booleans(),
        index_is_int=st.booleans())
@@ -225,8 +223,6 @@ def test_output_gradient_is_the_input_gradient_or_one_lakt_error(batch, train, i
     assert grad.shape == x.shape and torch.isfinite(grad).all()
 
 
-@pytest.mark.xfail(strict=True, reason="TeacherCache.build does not call lakt.core.checks yet: check_batch "
-                   "before its loop, labels_fit_outputs around it")
 @contract(40)
 @given(batch=batches(), output=st.sampled_from(["label", "top"]))
 def test_teacher_targets_are_cached_or_one_lakt_error(batch, output):

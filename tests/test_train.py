@@ -9,7 +9,15 @@ from lakt.core import data, models
 from lakt.core.errors import LaktError
 from lakt.core.methods import get_method
 from lakt.core.objective import Objective
-from lakt.core.train import NonFiniteLoss, evaluate, fit, load_checkpoint, save_checkpoint
+from lakt.core.train import NonFiniteLoss, TrainSpec, evaluate, fit, load_checkpoint, save_checkpoint
+
+
+def fit_spec(model, data, objective, *, test=None, validation=None, checkpoint=None, on_epoch=None, progress=False,
+             **spec):
+    """fit with the run's TrainSpec given as keywords (the tests' shorthand)."""
+    splits = {name: s for name, s in (("test", test), ("val", validation)) if s is not None}
+    return fit(model, data, objective, TrainSpec(**spec), evaluate_on=splits, checkpoint=checkpoint,
+               on_epoch=on_epoch, progress=progress)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +43,7 @@ def small_net(seed=0):
 
 def test_training_on_digits_lowers_the_loss_and_beats_chance(digits):
     net = small_net()
-    history = fit(net, digits.train, Objective(get_method("ce")), epochs=3, batch_size=64, device="cpu",
+    history = fit_spec(net, digits.train, Objective(get_method("ce")), epochs=3, batch_size=64, device="cpu",
                   test=digits.test, progress=False)
     assert len(history) == 3
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
@@ -46,7 +54,7 @@ def test_training_on_digits_lowers_the_loss_and_beats_chance(digits):
 
 def test_checkpoint_round_trip(tmp_path, digits):
     net = small_net()
-    fit(net, digits.train, Objective(get_method("ce")), epochs=1, batch_size=64, device="cpu", progress=False)
+    fit_spec(net, digits.train, Objective(get_method("ce")), epochs=1, batch_size=64, device="cpu", progress=False)
     save_checkpoint(net, tmp_path / "m.pt")
     other = small_net(seed=1)
     load_checkpoint(other, tmp_path / "m.pt")
@@ -68,15 +76,15 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, digits):
     train = digits.train.subset(data.per_class_subset(digits.train.y, 10, seed=0))
     objective = Objective(get_method("noisy-act+ce"), small_net(seed=7))  # uses the RNG every step
     reference = small_net()
-    fit(reference, train, objective, epochs=4, batch_size=32, device="cpu", progress=False)
+    fit_spec(reference, train, objective, epochs=4, batch_size=32, device="cpu", progress=False)
 
     interrupted = small_net()
     with pytest.raises(Killed):
-        fit(interrupted, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
+        fit_spec(interrupted, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
             checkpoint=tmp_path / "progress.pt", on_epoch=die_after(2), checkpoint_overhead=None)
     torch.manual_seed(12345)  # the resumed process starts with other random state
     resumed = small_net(seed=99)
-    history = fit(resumed, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
+    history = fit_spec(resumed, train, objective, epochs=4, batch_size=32, device="cpu", progress=False,
                   checkpoint=tmp_path / "progress.pt")
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
@@ -103,23 +111,22 @@ def test_slow_checkpoints_are_written_less_often(tmp_path, digits, monkeypatch):
     monkeypatch.setattr(train_lib, "atomic_save", slow_save)
     tiny = digits.train.subset(data.per_class_subset(digits.train.y, 1, seed=0))  # 10 images: one batch
     run = dict(epochs=30, batch_size=32, device="cpu", progress=False)
-    fit(small_net(), tiny, Objective(get_method("ce")), checkpoint=tmp_path / "every.pt", checkpoint_overhead=None, **run)
+    fit_spec(small_net(), tiny, Objective(get_method("ce")), checkpoint=tmp_path / "every.pt", checkpoint_overhead=None, **run)
     assert saves == list(range(1, 30))  # every epoch but the last
     saves.clear()
-    fit(small_net(), tiny, Objective(get_method("ce")), checkpoint=tmp_path / "capped.pt", checkpoint_overhead=0.1, **run)
+    fit_spec(small_net(), tiny, Objective(get_method("ce")), checkpoint=tmp_path / "capped.pt", checkpoint_overhead=0.1, **run)
     assert 1 <= len(saves) <= 10 and saves[0] == 1  # 50 ms writes need 0.5 s of training each
 
 
-def test_non_finite_loss_stops_with_step_terms_and_config(digits):
+def test_non_finite_loss_stops_with_step_terms_and_run_name(digits):
     net = small_net()
 
     def exploding(model, x, y, positions):
         logits = model(x)
         return logits.sum() * float("nan"), {"ce": torch.tensor(float("nan")), "logits": logits}
 
-    with pytest.raises(NonFiniteLoss, match=r"step 0 \(epoch 0\): ce=nan; config \{'name': 'demo'\}"):
-        fit(net, digits.train, exploding, epochs=1, batch_size=64, device="cpu", progress=False,
-            describe={"name": "demo"})
+    with pytest.raises(NonFiniteLoss, match=r"step 0 \(epoch 0\) of demo: ce=nan"):
+        fit_spec(net, digits.train, exploding, epochs=1, batch_size=64, device="cpu", name="demo")
 
 
 def test_channels_last_gives_the_same_loss_and_gradients_up_to_rounding(digits):
@@ -137,7 +144,7 @@ def test_channels_last_gives_the_same_loss_and_gradients_up_to_rounding(digits):
 
 def test_fit_accepts_channels_last(digits):
     net = small_net()
-    history = fit(net, digits.train.subset(torch.arange(64)), Objective(get_method("ce")), epochs=1,
+    history = fit_spec(net, digits.train.subset(torch.arange(64)), Objective(get_method("ce")), epochs=1,
                   batch_size=32, device="cpu", progress=False, channels_last=True)
     assert net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert history[0]["loss"] > 0
@@ -147,15 +154,15 @@ def test_an_augmented_run_resumes_to_the_same_weights_and_differs_from_an_unaugm
     train = digits.train.subset(data.per_class_subset(digits.train.y, 10, seed=0))
     objective = Objective(get_method("ce"))
     reference, plain = small_net(), small_net()
-    fit(reference, train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True)
-    fit(plain, train, objective, epochs=3, batch_size=32, device="cpu", progress=False)
+    fit_spec(reference, train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True)
+    fit_spec(plain, train, objective, epochs=3, batch_size=32, device="cpu", progress=False)
     assert not all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), plain.state_dict().values()))
 
     with pytest.raises(Killed):
-        fit(small_net(), train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True,
+        fit_spec(small_net(), train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True,
             checkpoint=tmp_path / "progress.pt", on_epoch=die_after(1), checkpoint_overhead=None)
     resumed = small_net(seed=99)
-    fit(resumed, train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True,
+    fit_spec(resumed, train, objective, epochs=3, batch_size=32, device="cpu", progress=False, augment=True,
         checkpoint=tmp_path / "progress.pt", validation=digits.test, test=digits.test)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
@@ -171,20 +178,20 @@ def test_sgd_recipe_learns_anneals_by_cosine_and_resumes_to_the_same_weights(tmp
     options = dict(epochs=4, batch_size=32, device="cpu", progress=False, optimizer="sgd", lr=0.05, final_lr=0.0,
                    weight_decay=5e-4)
     reference = small_net()
-    history = fit(reference, train, objective, test=digits.test, **options)
+    history = fit_spec(reference, train, objective, test=digits.test, **options)
     assert [row["lr"] for row in history] == pytest.approx([0.05 * (1 + math.cos(math.pi * e / 4)) / 2
                                                             for e in range(1, 5)])
     assert history[-1]["loss"] < history[0]["loss"] and history[-1]["test_acc"] > 20.0  # chance is 10%
     adam = small_net()
-    fit(adam, train, objective, **{**options, "optimizer": "adam", "lr": 1e-3, "final_lr": 1e-4})
+    fit_spec(adam, train, objective, **{**options, "optimizer": "adam", "lr": 1e-3, "final_lr": 1e-4})
     assert not all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), adam.state_dict().values()))
 
     with pytest.raises(Killed):
-        fit(small_net(), train, objective, checkpoint=tmp_path / "progress.pt", on_epoch=die_after(2),
+        fit_spec(small_net(), train, objective, checkpoint=tmp_path / "progress.pt", on_epoch=die_after(2),
             checkpoint_overhead=None, **options)
     resumed = small_net(seed=99)
-    fit(resumed, train, objective, checkpoint=tmp_path / "progress.pt", test=digits.test, **options)
+    fit_spec(resumed, train, objective, checkpoint=tmp_path / "progress.pt", test=digits.test, **options)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
     with pytest.raises(LaktError, match="unknown optimizer 'lion'; choose one of adam, sgd"):
-        fit(small_net(), train, objective, **{**options, "optimizer": "lion"})
+        fit_spec(small_net(), train, objective, **{**options, "optimizer": "lion"})

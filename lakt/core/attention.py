@@ -1,7 +1,7 @@
 """Attention transfer (Zagoruyko & Komodakis, ICLR 2017): where the maps come from.
 
 The paper cites attention transfer as the other way of using "Jacobians as attention";
-issue 13 adds it as a baseline (``at+ce``). A spatial attention map of an activation
+lakt adds it as a baseline (``at+ce``). A spatial attention map of an activation
 A [B, C, H, W] is Q = sum_c A_c^2, flattened and L2-normalised per sample; the loss is
 beta/2 * sum_j mean ||Q_S^j - Q_T^j||^2 over pairs j of teacher and student blocks whose
 outputs have the same spatial size (:func:`lakt.core.losses.attention_transfer`).

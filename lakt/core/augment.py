@@ -9,7 +9,7 @@ batch's device, so a run is reproducible and its checkpoint can carry the genera
 
 The images lakt trains on are already normalised per channel, so the zero fill is
 zero *after* normalisation: the training set's mean colour, not black. Used for
-teachers and robustness nets only (issue 13): students stay un-augmented so the
+teachers and robustness nets only: students stay un-augmented so the
 teacher targets cached per training image stay valid.
 """
 from __future__ import annotations

@@ -348,14 +348,14 @@ def validation_split(labels, n: int, seed: int = VALIDATION_SEED) -> tuple[torch
     Stratified (equal per class, as CIFAR's classes are balanced) and drawn with a fixed
     ``seed`` independent of run seeds, so every run of a preset -- teacher, students,
     robustness nets -- trains on the same ``kept`` images and never sees ``held_out``
-    (issue 13: hyper-parameters are chosen on ``held_out``, never on the test set).
+    (hyper-parameters are chosen on ``held_out``, never on the test set).
     Students' per-class subsets are then drawn from ``kept`` with :func:`per_class_subset`.
     """
     labels = torch.as_tensor(labels).cpu()
     classes, counts = torch.unique(labels, return_counts=True)
     k = len(classes)
     require(isinstance(n, int) and n >= 0 and n % k == 0,
-            f"validation size must be a multiple of the {k} classes, got {n!r}; e.g. --validation {10 * k}")
+            f"validation size must be a multiple of the {k} classes, got {n!r}; e.g. validation={10 * k}")
     per_class = n // k
     require(per_class < int(counts.min()),
             f"validation takes {per_class} images per class but class {int(classes[counts.argmin()])} has only "

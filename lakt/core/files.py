@@ -27,14 +27,14 @@ import torch
 from .errors import LaktError
 
 _FIXES = {
-    errno.ENOSPC: "the disk is full; free some space or write to another folder (e.g. --results DIR)",
-    errno.EDQUOT: "the disk quota is exhausted; free some space or write to another folder (e.g. --results DIR)",
-    errno.EROFS: "the filesystem is read-only; write to a writable folder (e.g. --results DIR)",
-    errno.EACCES: "permission denied; write to a folder you own (e.g. --results DIR)",
-    errno.EPERM: "permission denied; write to a folder you own (e.g. --results DIR)",
+    errno.ENOSPC: "the disk is full; free some space or write to another folder (e.g. results=DIR)",
+    errno.EDQUOT: "the disk quota is exhausted; free some space or write to another folder (e.g. results=DIR)",
+    errno.EROFS: "the filesystem is read-only; write to a writable folder (e.g. results=DIR)",
+    errno.EACCES: "permission denied; write to a folder you own (e.g. results=DIR)",
+    errno.EPERM: "permission denied; write to a folder you own (e.g. results=DIR)",
     errno.ENOTDIR: "a part of the path is a regular file, not a folder; choose a folder path",
     errno.EEXIST: "a part of the path is a regular file, not a folder; choose a folder path",
-    errno.ENOENT: "the folder cannot be created there; choose a writable folder (e.g. --results DIR)",
+    errno.ENOENT: "the folder cannot be created there; choose a writable folder (e.g. results=DIR)",
 }
 
 
@@ -45,7 +45,7 @@ class StorageError(LaktError):
 
 def unwritable(path, err: OSError) -> StorageError:
     """A one-line :class:`StorageError` for an ``OSError`` met while writing ``path``."""
-    fix = _FIXES.get(err.errno, f"{err.strerror or err}; write to another folder (e.g. --results DIR)")
+    fix = _FIXES.get(err.errno, f"{err.strerror or err}; write to another folder (e.g. results=DIR)")
     return StorageError(f"cannot write {str(path)!r}: {fix}")
 
 

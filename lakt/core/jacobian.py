@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from . import checks
 from .errors import require
 
 OUTPUT_SELECTIONS = ("label", "top")
@@ -235,11 +236,15 @@ def logits_and_gradient(model: nn.Module, x: torch.Tensor, index, *, create_grap
     running statistics are updated only if ``update_running_stats`` (a training forward).
     If ``x`` requires grad, both stay differentiable with respect to it.
     """
+    checks.check_model_input(model, x)
+    if isinstance(index, torch.Tensor):
+        index = checks.check_labels(index, len(x))
     x = differentiable_input(x)
     with torch.enable_grad(), held_fixed(model, update_running_stats):
         logits = model(x)
     outputs = differentiated(logits, of)
     index = _as_index(index, len(x), logits.device)
+    checks.check_gradient_values(x, index, logits.shape[1])
     onehot = torch.zeros_like(outputs).scatter_(1, index.view(-1, 1), 1.0)
     return logits, input_vjp(outputs, x, onehot, create_graph=create_graph)
 
@@ -268,8 +273,10 @@ def full_jacobian(model: nn.Module, x: torch.Tensor, create_graph: bool = False)
     Meant for small models and the theory chapter; the paper avoids it because it
     costs k backward passes (Section 4). Train-mode BatchNorm as in :func:`logits_and_gradient`.
     """
+    checks.check_model_input(model, x)
     x = differentiable_input(x)
     with torch.enable_grad(), held_fixed(model, update_running_stats=False):
         logits = model(x)
+    checks.check_gradient_values(x, None, logits.shape[1])
     eye = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
     return torch.stack([input_vjp(logits, x, eye[i].expand_as(logits), create_graph) for i in range(len(eye))], 1)

@@ -152,16 +152,16 @@ def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | 
     method = METHODS[name]
     if method.kd_alpha > 0:
         if kd_temperature is not None:
-            require(kd_temperature > 0, f"KD temperature must be > 0, got {kd_temperature}; e.g. --kd-temperature 4")
+            require(kd_temperature > 0, f"KD temperature must be > 0, got {kd_temperature}; e.g. kd_temperature=4")
             method = replace(method, kd_temperature=float(kd_temperature))
         if kd_alpha is not None:
-            require(0 < kd_alpha <= 1, f"KD alpha must be in (0, 1], got {kd_alpha}; e.g. --kd-alpha 0.9")
+            require(0 < kd_alpha <= 1, f"KD alpha must be in (0, 1], got {kd_alpha}; e.g. kd_alpha=0.9")
             method = replace(method, kd_alpha=float(kd_alpha), ce=1.0 - float(kd_alpha))
     if at_weight is not None and method.at > 0:
-        require(at_weight > 0, f"attention-transfer weight must be > 0, got {at_weight}; e.g. --at-weight 1000")
+        require(at_weight > 0, f"attention-transfer weight must be > 0, got {at_weight}; e.g. at_weight=1000")
         method = replace(method, at=float(at_weight))
     if jac_weight is not None:
-        require(jac_weight > 0, f"Jacobian weight must be > 0, got {jac_weight}; e.g. --jac-weight 10")
+        require(jac_weight > 0, f"Jacobian weight must be > 0, got {jac_weight}; e.g. jac_weight=10")
         require(jac_weight == 1 or method.jac > 0,
                 f"method {name!r} has no Jacobian term to weight; use a method with 'jac' in its name")
         method = replace(method, jac=method.jac * float(jac_weight))
@@ -169,10 +169,10 @@ def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | 
         require(noise_sigma > 0, f"noise sigma must be > 0 for {name!r}, got {noise_sigma}")
         method = replace(method, noise_sigma=float(noise_sigma))
     if fd_step is not None and method.estimator == "finite-difference":
-        require(fd_step > 0, f"finite-difference step must be > 0, got {fd_step}; e.g. --fd-step 0.01")
+        require(fd_step > 0, f"finite-difference step must be > 0, got {fd_step}; e.g. fd_step=0.01")
         method = replace(method, fd_step=float(fd_step))
     if fd_fraction is not None and method.estimator == "finite-difference":
-        require(0 < fd_fraction <= 1, f"perturbed fraction must be in (0, 1], got {fd_fraction}; e.g. --fd-fraction 0.25")
+        require(0 < fd_fraction <= 1, f"perturbed fraction must be in (0, 1], got {fd_fraction}; e.g. fd_fraction=0.25")
         method = replace(method, fd_fraction=float(fd_fraction))
     if penalty is not None:
         require(penalty >= 0, f"penalty strength must be >= 0, got {penalty}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import checks
 from .errors import require
 from .jacobian import differentiated, input_vjp, select_outputs
 
@@ -59,16 +60,18 @@ class TeacherCache:
     def build(cls, teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor, output: str = "label",
               batch_size: int = 256, where: str = "auto", path=None, of: str = "logit") -> "TeacherCache":
         require(where in ("auto", "device", "host", "disk"), f"unknown cache place {where!r}")
+        labels, label_max = checks.check_batch(teacher, x, labels, "teacher")
         device = x.device
         if where == "auto":
             where = "device" if _fits_on(device, x.numel() * x.element_size()) else "host"
         logits, grads, index = [], [], []
-        for start in range(0, len(x), batch_size):
-            lo, g, i = teacher_targets(teacher, x[start:start + batch_size], labels[start:start + batch_size],
-                                       output, of)
-            logits.append(lo)
-            grads.append(g if where == "device" else g.cpu())
-            index.append(i)
+        with checks.labels_fit_outputs(teacher, label_max, "teacher"):
+            for start in range(0, len(x), batch_size):
+                lo, g, i = teacher_targets(teacher, x[start:start + batch_size], labels[start:start + batch_size],
+                                           output, of)
+                logits.append(lo)
+                grads.append(g if where == "device" else g.cpu())
+                index.append(i)
         grads_t = torch.cat(grads)
         if where == "disk":
             import numpy as np

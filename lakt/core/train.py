@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import checks
 from .augment import augment_generator, random_crop_flip
 from .data import DeviceLoader, Split, as_split
 from .errors import LaktError, require
@@ -39,27 +40,9 @@ def default_device() -> torch.device:
 
 
 def check_device(device) -> torch.device | None:
-    """``device`` as a ``torch.device``, refused in one line unless this machine has it.
-
-    lakt trains on ``cpu``, ``cuda[:i]`` or ``mps``; anything else, or one of those that
-    is absent here (``mps`` off a Mac, ``cuda`` without a driver), names the fix.
-    """
-    if device is None:
-        return None
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise LaktError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps") from None
-    require(device.type in ("cpu", "cuda", "mps"), f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        require(count > (device.index or 0), f"device {str(device)!r} asked for but this machine has "
-                                             f"{count} CUDA device(s); use --device cpu" + (
-                                                 f" or cuda:0..cuda:{count - 1}" if count else ""))
-    if device.type == "mps":
-        require(torch.backends.mps.is_available(), f"device {str(device)!r} asked for but MPS (Apple GPU) "
-                                                   "is not available on this machine; use --device cpu")
-    return device
+    """``device`` as a ``torch.device``, refused in one line unless this machine has it
+    (:func:`lakt.core.checks.check_device`)."""
+    return checks.check_device(device, how="device=")
 
 
 @torch.no_grad()
@@ -75,12 +58,13 @@ def evaluate(model: nn.Module, split, batch_size: int = 1000, sigma: float = 0.0
     model.eval()
     device = next(model.parameters()).device
     correct = 0
-    for start in range(0, len(split), batch_size):
-        x = split.x[start:start + batch_size].to(device)
-        y = split.y[start:start + batch_size].to(device)
-        if sigma > 0:
-            x = x + sigma * torch.randn(x.shape, generator=generator, device="cpu").to(device)
-        correct += (model(x).argmax(dim=1) == y).sum().item()
+    with checks.labels_fit_outputs(model, split.y):  # a label >= k is never predicted: an error, not a lower score
+        for start in range(0, len(split), batch_size):
+            x = split.x[start:start + batch_size].to(device)
+            y = split.y[start:start + batch_size].to(device)
+            if sigma > 0:
+                x = x + sigma * torch.randn(x.shape, generator=generator, device="cpu").to(device)
+            correct += (model(x).argmax(dim=1) == y).sum().item()
     model.train(was_training)
     return 100.0 * correct / max(1, len(split))
 
@@ -199,7 +183,6 @@ def fit(model: nn.Module, train, objective, spec: TrainSpec, *, evaluate_on: dic
     require(isinstance(spec, TrainSpec), f"fit takes a TrainSpec, got {type(spec).__name__}; "
                                          "e.g. fit(model, data, objective, TrainSpec(epochs=10, batch_size=64))")
     train = as_split(train, "train")
-    require(len(train) >= 1, "the training split is empty; give fit at least one example")
     evaluate_on = {name: as_split(split, name) for name, split in (evaluate_on or {}).items()}
     device = check_device(spec.device) if spec.device is not None else default_device()
     model.to(device, memory_format=torch.channels_last if spec.channels_last else torch.contiguous_format)

@@ -6,6 +6,7 @@ with exit code 2 and no traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -391,12 +392,25 @@ def _sweep_elsewhere(args, configs, device) -> int:
     return 0
 
 
+def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """A core error names keyword arguments (``jac_weight=10``); on the command line they are flags."""
+    flags = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= {o for a in sub._actions for o in a.option_strings if o.startswith("--")}
+    return re.sub(r"\b([a-z][a-z_]*)=(\S+)",
+                  lambda m: (f"--{m[1].replace('_', '-')} {m[2]}" if f"--{m[1].replace('_', '-')}" in flags
+                             else m[0]), message)
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return _command(args, argv)
     except LaktError as err:
-        print(f"lakt: error: {err}", file=sys.stderr)
+        print(f"lakt: error: {_as_flags(str(err), parser)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lakt: interrupted; finished runs are kept and the next call resumes", file=sys.stderr)
