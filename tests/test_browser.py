@@ -120,14 +120,19 @@ _MEASURE = """() => {
               + ' [' + e.scrollWidth + ' px in ' + e.clientWidth + ']');
   const images = [...document.querySelectorAll('article img')];
   const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
+  // a 2x (retina) figure carries its page width in its width attribute: half its pixels
+  const intended = i => +(i.getAttribute('width') || i.naturalWidth);
   const shrunk = images.filter(i => i.closest('.cell_output') && i.naturalWidth > 0 && i.offsetParent !== null
-                               && i.getBoundingClientRect().width < 0.9 * i.naturalWidth)
-    .map(i => i.src.slice(-24) + ' shown at ' + Math.round(100 * i.getBoundingClientRect().width / i.naturalWidth) + '%');
+                               && i.getBoundingClientRect().width < 0.9 * intended(i))
+    .map(i => i.src.slice(-24) + ' shown at ' + Math.round(100 * i.getBoundingClientRect().width / intended(i)) + '%');
+  const blurry = images.filter(i => i.closest('.cell_output') && i.naturalWidth > 0 && i.offsetParent !== null
+                               && i.naturalWidth < 1.9 * i.getBoundingClientRect().width)
+    .map(i => i.src.slice(-24) + ': ' + i.naturalWidth + ' px shown at ' + Math.round(i.getBoundingClientRect().width) + ' px');
   const uncaptioned = images.filter(i => !i.closest('.jupyter-widgets')
                                       && !(i.closest('figure') && i.closest('figure').querySelector('figcaption')))
     .map(i => i.src.slice(-40));
   const verdictRow = document.querySelector('div.lakt-verdicts tbody tr');
-  return {text: article.innerText, wide, clipped, broken, shrunk, uncaptioned,
+  return {text: article.innerText, wide, clipped, broken, shrunk, blurry, uncaptioned,
           verdictTop: verdictRow ? verdictRow.getBoundingClientRect().top + window.scrollY : null,
           math: document.querySelectorAll('mjx-container').length,
           widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]').length,
@@ -182,6 +187,7 @@ def test_every_page_reads_well_offline(served, browser, tmp_path):   # build the
         problems += [f"{name}: content scrolls sideways (hidden part): {c}" for c in m["clipped"]]
         problems += [f"{name}: image not loaded: {b}" for b in m["broken"]]
         problems += [f"{name}: figure scaled down (small text): {s}" for s in m["shrunk"]]
+        problems += [f"{name}: figure below 2x resolution (blurry on a high-density screen): {b}" for b in m["blurry"]]
         if m["widgets"] and not m["rendered_widgets"]:
             problems.append(f"{name}: stored widget state not rendered")
         if name in ("intro", "01_affine_approximation", "02_propositions") and not m["math"]:
@@ -294,7 +300,9 @@ def _run_chapter_2_and_move_the_slider(page, url, token, tmp_path):
                 raise
     slider = page.locator(".jp-OutputArea .widget-slider").first
     slider.wait_for()
-    output = page.locator(".jp-Cell", has=slider).locator(".jp-OutputArea-output img").first  # the figure under it
+    # the figure is the next cell's output (the controls have a cell of their own, so the book captions the figure alone)
+    output = page.locator(".jp-Cell", has=slider).locator("xpath=following-sibling::div[contains(@class, 'jp-Cell')][1]") \
+        .locator(".jp-OutputArea-output img").first
     output.wait_for()
     before = output.get_attribute("src")
     page.screenshot(path=str(tmp_path / "lab-before.png"))
@@ -304,7 +312,8 @@ def _run_chapter_2_and_move_the_slider(page, url, token, tmp_path):
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
         "([before]) => { const slider = document.querySelector('.jp-OutputArea .widget-slider');"
-        " const img = slider && slider.closest('.jp-Cell').querySelector('.jp-OutputArea-output img');"
+        " const next = slider && slider.closest('.jp-Cell').nextElementSibling;"
+        " const img = next && next.querySelector('.jp-OutputArea-output img');"
         " return img && img.getAttribute('src') !== before; }", arg=[before])
     after = output.get_attribute("src")
     page.screenshot(path=str(tmp_path / "lab-after.png"))

@@ -44,3 +44,24 @@ def test_live_shows_the_controls_then_the_first_figure_and_redraws_it_in_place(m
     assert drawn == [(1.0, "relu"), (1.0, "tanh"), (1.5, "tanh")]
     assert [f.axes[0].get_title() for f in handle.updates] == ["1.0 tanh", "1.5 tanh"]  # replaced, not appended
     assert len(shown) == 2
+
+
+def test_controls_in_one_cell_and_the_figure_alone_in_the_next(monkeypatch):
+    shown, handle, drawn = [], Handle(), []
+
+    def display(obj, display_id=False):
+        shown.append(obj)
+        return handle if display_id else None
+
+    def draw(step):
+        drawn.append(step)
+        fig, ax = plt.subplots()
+        return ax
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    controls = palette.controls(step=widgets.FloatSlider(value=1.0, min=0, max=2))
+    assert isinstance(shown[0], widgets.HBox) and list(controls) == ["step"]
+    palette.live(draw, show_controls=False, **controls)
+    assert len(shown) == 2 and isinstance(shown[1], matplotlib.figure.Figure)   # the second cell shows the figure only
+    controls["step"].value = 0.5
+    assert drawn == [1.0, 0.5] and len(handle.updates) == 1

@@ -36,17 +36,6 @@ def test_validation_curves_pool_the_low_data_sizes():
     assert list(curves.loc["kd"].index) == ["T=1 α=0.5", "T=4 α=0.5"]
 
 
-def test_choice_is_made_on_validation_and_test_is_reported_at_it():
-    picks = answers.choose(_table())
-    assert picks["setting"].to_dict() == {"ce": "", "act+jac": "γ=10", "kd": "T=4 α=0.5"}
-    assert picks.loc["act+jac", "values"] == 2
-    result = answers.chosen_results(_table())
-    assert list(result.index) == ["ce", "act+jac (γ=10)", "kd (T=4 α=0.5)"]
-    assert result.loc["act+jac (γ=10)", ("mean", 5)] == 65.5  # the test accuracy at gamma 10, not gamma 1's 70.5
-    assert result.loc["act+jac (γ=10)", ("std", 500)] == pytest.approx(math.sqrt(0.5))
-    assert result.loc["kd (T=4 α=0.5)", ("seeds", 100)] == 2
-
-
 def test_only_cells_finished_at_every_value_are_compared():
     table = _table()
     # gamma 1 has one extra, very good run that gamma 10 lacks: it must not decide the choice

@@ -1,25 +1,39 @@
-"""The book's one Sphinx extension: every script tag once per page.
+"""The book's one Sphinx extension: pages that log no console error.
 
-Jupyter Book 1.x registers sphinx-thebe's configuration script twice (its reading hook runs
-once per read pass), so every page declared ``const THEBE_JS_URL`` twice and logged a
-console error. This drops a repeated script (same file, same inline body) before the page
-is written.
+* Every script tag once per page: Jupyter Book 1.x registers sphinx-thebe's configuration
+  script twice, so every page declared ``const THEBE_JS_URL`` twice (a SyntaxError in the
+  console). A repeated script (same file, same inline body; an inline script's file is None
+  or "" depending on who added it) is dropped before the page is written.
+* A default colour mode: pydata-sphinx-theme's page script reads the reader's stored mode or,
+  when none is stored, ``default_mode`` of the page context -- empty unless set, which it reports as
+  "Got invalid theme mode" on a first visit. The book's figures are drawn on white: light.
 """
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
     scripts = context.get("script_files")
     if not scripts:
-        return
+        return None
     seen, kept = set(), []
     for js in scripts:
-        key = (str(js), tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
+        key = (getattr(js, "filename", str(js)) or None,   # an inline script is filed as None or as ""
+               tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
         if key not in seen:
             seen.add(key)
             kept.append(js)
     context["script_files"] = kept
+    return None
+
+
+def _default_mode(app, config):
+    context = dict(config.html_context or {})
+    context.setdefault("default_mode", "light")   # pydata-sphinx-theme reads it from the page context
+    config.html_context = context
 
 
 def setup(app):
-    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    # html-page-context is emitted with emit_firstresult: a handler that returns a value stops the
+    # ones after it, so this one runs first (and returns None)
+    app.connect("html-page-context", _dedupe_scripts, priority=100)
+    app.connect("config-inited", _default_mode, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,4 +1,4 @@
-"""The four questions of the stronger reproduction, answered from its runs (issue 13, point 5).
+"""The paper's four questions, answered from the runs.
 
 Each question is a set of comparisons "A − B" between two (method, setting) rows:
 
@@ -237,7 +237,7 @@ def summary(answers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("question")
 
 # ---------------------------------------------------------------- selection: one value per tuned knob, chosen on validation
-# Hyper-parameters chosen on the validation split, never on the test set (issue 13, point 2).
+# Hyper-parameters chosen on the validation split, never on the test set.
 # 
 # Every knob the book tunes -- gamma of the Jacobian term, sigma of noisy-input
 # distillation, T and alpha of Hinton KD, beta of attention transfer -- is trained on a
@@ -247,7 +247,6 @@ def summary(answers: pd.DataFrame) -> pd.DataFrame:
 # * :func:`validation_curves` -- mean validation accuracy of each grid value, per size and
 #   pooled over the sizes <= ``max_size`` (the chapter plots these);
 # * :func:`choose` -- the value with the best pooled mean validation accuracy;
-# * :func:`chosen_results` -- test accuracy (mean, std over seeds) at the chosen value only;
 # * :func:`transfer_table` -- Table 1: the paper's methods as specified, then the chosen values.
 # 
 # One value per method, pooled over the low-data sizes (<= 100 per class, where the
@@ -322,24 +321,6 @@ def choose(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def chosen_results(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
-    """Test accuracy at each method's validation-chosen setting: mean and std over seeds per size.
-
-    Rows "method (setting)" (the setting omitted when the method has no knob), columns
-    (quantity, n_per_class) with quantity in mean, std, seeds.
-    """
-    students = with_settings(table)
-    picks = choose(table, max_size)["setting"]
-    at = students[[picks.get(m) == s for m, s in zip(students["method"], students["setting"])]]
-    at = at.assign(row=[f"{m} ({s})" if s else m for m, s in zip(at["method"], at["setting"])])
-    grouped = at.groupby(["row", "n_per_class"], sort=False)["test_acc"]
-    out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "seeds": grouped.size()})
-    out = out.unstack("n_per_class")
-    out.columns = out.columns.set_levels([int(c) for c in out.columns.levels[1]], level=1)
-    order = [r for r in dict.fromkeys(at["row"])]
-    return out.loc[order]
-
-
 def transfer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     """Table 1 from a run table: the paper's six methods as it specifies them, then each tuned method at its choice.
 
@@ -376,55 +357,6 @@ def transfer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
 # called a tie, counts are "k of n", and every number is taken from the table passed in
 # (:mod:`lakt.analysis.report` builds them from the run cache).
 
-def differences_reading(diff: pd.DataFrame) -> str:
-    """Markdown: for each row of :func:`paired_differences`, where it is above, below or tied with zero.
-
-    A difference is a tie when its mean is inside the seeds' spread (|mean| ≤ std over
-    seeds; with three seeds, about a 1.7-sigma paired t-statistic: a screen, not a test),
-    so a mean of +0.01 is never counted as a win.
-    """
-    means, stds = diff["mean"].astype(float), diff["std"].astype(float)
-    lines = []
-    for row in means.index:
-        m = means.loc[row].dropna()
-        up, down, tie = _outcomes(m, stds.loc[row, m.index])
-        lines.append(f"- **{row}:** mean {m.mean():+.2f} points over {len(m)} sizes; above zero beyond the seeds' "
-                     f"spread at {up}, below at {down}, a tie (inside the spread) at {tie}.")
-    return "\n".join(lines)
-
-
-def _outcomes(diff: pd.Series, spread) -> tuple[int, int, int]:
-    """(wins, losses, ties) of differences: a tie is |diff| ≤ spread (NaN spread: no seeds to tell; 0 is a tie)."""
-    spread = pd.Series(spread, index=diff.index, dtype=float) if not isinstance(spread, pd.Series) else spread
-    known = spread.notna()
-    beyond = diff.abs() > spread.where(known, 0.0)
-    up = int(((diff > 0) & beyond).sum())
-    down = int(((diff < 0) & beyond).sum())
-    return up, down, int(len(diff) - up - down)
-
-
-def term_balance_reading(act_first: pd.DataFrame, jac_last: pd.DataFrame) -> str:
-    """Markdown: how large the activation term starts, and whether the Jacobian term moved.
-
-    ``act_first``: :func:`loss_terms` (``"act"``, epoch 0); ``jac_last``:
-    :func:`loss_terms` (``"jac"``, last epoch), normalised form. Rows trained with
-    both terms are compared with the rows trained with the Jacobian term and CE only.
-    """
-    lines = [f"- The activation term starts between {act_first.min().min():.0f} and {act_first.max().max():.0f} "
-             "(squared logit error summed over the outputs); the normalised Jacobian term can never exceed 4."]
-    with_act = [m for m in jac_last.index if m in act_first.index]
-    if with_act:
-        gap = (jac_last.loc[with_act] - 2).abs().max().max()
-        names = ", ".join(SHORT_NAMES.get(m, m) for m in with_act)
-        lines.append(f"- Trained next to the activation term ({names}), the Jacobian term ends within {gap:.2f} of 2 "
-                     "at every size -- the value of two unrelated directions.")
-    alone = [m for m in jac_last.index if m not in act_first.index]
-    for m in alone:
-        row = jac_last.loc[m]
-        lines.append(f"- Trained next to CE only ({SHORT_NAMES.get(m, m)}), it ends at {row.min():.2f} at "
-                     f"{row.idxmin():g} per class (and {row.max():.2f} at {row.idxmax():g}).")
-    return "\n".join(lines)
-
 
 def verdict(wins: int, losses: int, ties: int) -> str:
     """One word for a claim "A beats B" measured on several cells: holds / partly / does not hold.
@@ -447,6 +379,16 @@ def _spread(table: pd.DataFrame, a: str, b: str, cols) -> pd.Series:
         std = table["std"].astype(float)
         return np.sqrt(std.loc[a, cols] ** 2 + std.loc[b, cols] ** 2)
     return pd.Series(np.nan, index=pd.Index(cols))
+
+
+def _outcomes(diff: pd.Series, spread) -> tuple[int, int, int]:
+    """(wins, losses, ties) of differences: a tie is |diff| ≤ spread (NaN spread: no seeds to tell; 0 is a tie)."""
+    spread = pd.Series(spread, index=diff.index, dtype=float) if not isinstance(spread, pd.Series) else spread
+    known = spread.notna()
+    beyond = diff.abs() > spread.where(known, 0.0)
+    up = int(((diff > 0) & beyond).sum())
+    down = int(((diff < 0) & beyond).sum())
+    return up, down, int(len(diff) - up - down)
 
 
 def _record(out: dict, key: str, diff: pd.Series, spread: pd.Series) -> None:

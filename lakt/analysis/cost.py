@@ -131,7 +131,7 @@ def project_concurrent_hours(workload: pd.DataFrame, step_cost: pd.DataFrame, co
 
 
 TARGETS = (  # (what, method, teacher mode, column, limit), checked on every (model, width, batch)
-    # exact per-sample Jacobian matching (issue 16: <= 2.0x since the one-pass BatchNorm; 2.5x before)
+    # exact per-sample Jacobian matching (<= 2.0x)
     ("Act+Jac+CE step vs CE", "act+jac+ce", "cached", "ratio_to_ce", 2.0),
     ("Jac+CE step vs CE", "jac+ce", "cached", "ratio_to_ce", 2.0),
     ("Act step vs CE (cached teacher)", "act", "cached", "ratio_to_ce", 1.1),

@@ -71,34 +71,6 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
     return fig
 
 
-def plot_paired_differences(diff: pd.DataFrame, *, title: str = ""):
-    """Each row of :func:`paired_differences` against examples per class (log x), with 0 drawn.
-
-    Error bars are the std of the paired differences over seeds, so a bar clear of the
-    zero line is a difference beyond the seeds' spread -- the point such a comparison
-    has to make, which accuracy curves a point apart cannot show.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    means, stds = diff["mean"].astype(float), diff["std"].astype(float)
-    sizes = [float(c) for c in means.columns]
-    colors = dict(zip(means.index, _palette("viridis", len(means.index))))
-    with sns.axes_style("whitegrid"):
-        fig, ax = plt.subplots(figsize=(6.5, 4.0))
-    ax.axhline(0, color="0.35", lw=1)
-    for row in means.index:
-        ax.errorbar(sizes, means.loc[row].to_numpy(), yerr=stds.loc[row].fillna(0).to_numpy(), marker="o", ms=4,
-                    capsize=3, color=colors[row], label=row)
-    _log_x(ax, sizes)
-    ax.set_xlabel("training examples per class (log scale)")
-    ax.set_ylabel("paired difference (accuracy points)")
-    ax.set_title(title)
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
-
-
 def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, title: str = "ours",
                     paper_title: str = "paper"):
     """Accuracy against input-noise σ, one line per Jacobian-penalty strength (error bars: std).
@@ -135,8 +107,6 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
                title="Jacobian-norm penalty", fontsize=9, title_fontsize=9)   # below the panels, never over a curve
     fig.tight_layout(rect=(0, 0.16, 1, 1))
     return fig
-
-
 
 
 def plot_validation_curves(curves: pd.DataFrame, chosen: pd.Series | None = None, *, title: str = ""):

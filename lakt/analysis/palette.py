@@ -1,7 +1,7 @@
 """How the book names and colours things: one place for every chapter.
 
 * :data:`METHOD_LABELS` / :func:`method_label`: the paper's names of the methods (long form,
-  legends and table rows), :data:`SHORT_NAMES` / :func:`short_label` the short form (CE, Act+Jac).
+  legends and table rows), :data:`SHORT_NAMES` the short form (CE, Act+Jac).
 * :data:`METHOD_COLORS` / :func:`method_color`: one colour per method across the whole book
   (Okabe-Ito, safe for colour-blind readers), :func:`penalty_colors` for Jacobian-penalty
   strengths, :data:`VERDICT_COLORS` for the verdict words.
@@ -82,12 +82,6 @@ def method_label(row) -> str:
     """The paper's name of a method, or of a row "method γ=w" with its weight."""
     method, gamma = split_row(row)
     return METHOD_LABELS.get(method, method) + (f" (γ = {gamma})" if gamma else "")
-
-
-def short_label(row) -> str:
-    """The short name of a method, or of a row "method γ=w" with its weight ("Act+Jac γ=100")."""
-    method, gamma = split_row(row)
-    return SHORT_NAMES.get(method, method) + (f" γ={gamma}" if gamma else "")
 
 
 def method_color(row) -> str:
@@ -226,13 +220,15 @@ def styled(table: pd.DataFrame, caption: str, decimals: int = 2, provenance: str
     return Shown('<div class="lakt-table">' + "".join(parts) + "</div>", text)
 
 
-def live(draw, **controls) -> None:
+def live(draw, show_controls: bool = True, **controls) -> None:
     """Show ``draw(**values)``'s figure under the ``controls`` (ipywidgets), redrawn when one moves.
 
     ``draw`` takes one keyword per control and returns a matplotlib Figure, Axes or list of
     Axes. The first drawing is an ordinary output of the cell -- what the static book shows
     under the stored controls -- and a moved control replaces it in place (``update_display_data``), so a live
-    kernel (JupyterLab) explores while the book stays a page.
+    kernel (JupyterLab) explores while the book stays a page. ``show_controls=False``: the controls
+    were shown by :func:`controls` in the cell before, so this cell's only output is the figure (a
+    figure caption then captions the figure alone).
 
     Why not ``ipywidgets.interact``: it draws into an Output widget, and for those a headless
     executor (nbclient, under papermill and the book build) sends a comm message on the shell
@@ -253,7 +249,19 @@ def live(draw, **controls) -> None:
         plt.close(figure)  # shown once, by display, not again by the inline backend
         return figure
 
-    display(widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")))
+    if show_controls:
+        display(widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")))
     shown = display(render(), display_id=True)
     for control in controls.values():
         control.observe(lambda change: shown.update(render()), names="value")
+
+
+def controls(**widgets_by_name) -> dict:
+    """Show ipywidgets controls in a row and return them by name, for :func:`live` in the next cell
+    (``live(draw, show_controls=False, **controls)``)."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    display(widgets.HBox(list(widgets_by_name.values()), layout=widgets.Layout(flex_flow="row wrap")))
+    return widgets_by_name
+

@@ -9,7 +9,7 @@ and the results folder (``runs/``); nothing here trains.
   Tables 1 and 2 (students distilled from a teacher on per-class subsets);
 * :func:`robustness_table` / :func:`plot_robustness` / :func:`robustness_reading` --
   Table 3 (accuracy under Gaussian input noise);
-* :func:`paired_differences` / :func:`plot_paired_differences` / :func:`differences_reading` --
+* (paired comparisons live in :mod:`lakt.analysis.answers`) --
   methods against a reference row, paired by seed (the beyond-the-paper methods against
   single-output Jacobian matching; Act+Jac at several Jacobian weights γ against Act);
 * :func:`beside_paper` -- our table next to the paper's, with the difference (or,
@@ -181,35 +181,6 @@ def transfer_table(configs, results) -> pd.DataFrame:
     return wide.reindex([m for m in order if m in wide.index]).rename_axis("method")
 
 
-def paired_differences(configs, results, reference: str = "act+jac",
-                       methods=("noisy-act", "act+fulljac")) -> pd.DataFrame:
-    """Each of ``methods`` minus ``reference``, per examples-per-class, paired by seed (points).
-
-    For a seed, every method trains on the same nested subset from the same
-    initialisation, so the per-seed difference removes the variation both share;
-    its mean ± std over seeds is the fair comparison (an unpaired std would be
-    dominated by which images the seed drew). Columns (stat, n_per_class) with
-    stats ``mean``, ``std``, ``text`` and ``seeds`` (pairs with both runs finished);
-    rows are named "<method> − <reference>". ``methods=None``: every other row
-    (:func:`run_label`: a method, with its Jacobian weight when not 1).
-    """
-    runs = _student_runs(configs, results)
-    acc = runs.pivot_table(index=["n_per_class", "seed"], columns="method", values="test_acc")
-    require(reference in acc.columns, f"no finished {reference!r} runs to compare against")
-    if methods is None:
-        methods = [m for m in dict.fromkeys(runs["method"]) if m != reference]
-    long = []
-    for method in [m for m in methods if m in acc.columns]:
-        diff = (acc[method] - acc[reference]).dropna()
-        for n, d in diff.groupby(level="n_per_class"):
-            long.append({"comparison": f"{_short(method)} − {_short(reference)}",
-                         "n_per_class": n, "mean": d.mean(), "std": d.std(), "seeds": len(d)})
-    require(long, f"none of {', '.join(methods)} has a finished run paired with {reference!r}")
-    wide = _wide(pd.DataFrame(long), "comparison", "n_per_class")
-    order = list(dict.fromkeys(r["comparison"] for r in long))
-    return wide.reindex(order)
-
-
 def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
     """One loss term's value (batch mean over an epoch) as method × examples per class, mean over seeds.
 
@@ -335,7 +306,6 @@ def teacher_beside_paper(teacher_metrics: dict, dataset: str, paper_dataset: str
                         index=pd.Index(["ours", "paper"], name="VGG-9 teacher"))
 
 
-
 def recipe(config) -> str:
     """A training run's optimiser, schedule and length in a few words, from its config."""
     if config.optimizer == "sgd":
@@ -349,8 +319,8 @@ def recipe(config) -> str:
 def teacher_recipes(presets, results) -> pd.DataFrame:
     """The finished teachers of ``presets`` side by side: recipe (index), then the last epoch's
     training accuracy (on augmented batches), validation and test accuracy, minutes of training on the
-    device each ran on, and the preset it came from (issue 13: which recipe gives the stronger teacher,
-    chosen on validation)."""
+    device each ran on, and the preset it came from: which recipe gives the stronger teacher,
+    chosen on validation."""
     rows = {}
     for name in presets:
         teacher = runs.preset(name)[0]
@@ -362,17 +332,6 @@ def teacher_recipes(presets, results) -> pd.DataFrame:
     require(rows, f"no finished teacher among the presets {list(presets)}; run them with `lakt sweep --preset NAME`")
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("teacher recipe")
 
-
-def student_sweeps_of(teacher_preset: str, results) -> dict[str, tuple[int, int]]:
-    """Presets with students distilled from ``teacher_preset``'s teacher (itself excluded), each with
-    (finished runs, runs) in ``results``: where a sweep on a newly chosen teacher stands."""
-    teacher = runs.preset(teacher_preset)[0]
-    found = {}
-    for name, preset in runs.presets.PRESETS.items():
-        configs = runs.preset(name)
-        if name != teacher_preset and preset.methods and configs[0] == teacher:
-            found[name] = (sum(runs.load_result(c, results) is not None for c in configs), len(configs))
-    return found
 
 def frozen_runs(results) -> pd.DataFrame:
     """The superseded runs kept as frozen JSON under ``results/frozen/<kind>/<key>.json``, one row each:

@@ -148,21 +148,27 @@ def _points(m: dict) -> str:
     if not m.get("seeds"):
         return "not run"
     spread = f" ± {m['std']:.2f}" if m["seeds"] > 1 else ""
-    return f"{m['mean']:+.2f}{spread} pts ({m['seeds']} seed{'s' if m['seeds'] > 1 else ''})"
+    return f"{m['mean']:+.2f}{spread} pts ({m['seeds']} seed{'s' if m['seeds'] > 1 else ''})".replace("-", "−")
+
+
+def scale_parts(configs, done: pd.DataFrame, steps: int | None = None) -> list[str]:
+    """The scale a column's runs were trained at: [network, width, steps or epochs, seeds, hardware]
+    ([] when none finished)."""
+    runs = [c for c in configs if c.kind in ("student", "robust")]
+    if not runs or done.empty:
+        return []
+    c = runs[0]
+    fraction = {0.5: "½", 0.25: "¼", 0.125: "⅛"}.get(c.width, f"{c.width:g}")
+    seeds = done["seed"].nunique()
+    hardware = sorted({str(d) if not str(d).startswith("cpu") else "CPU" for d in done["device"]})
+    return [{"vgg4": "VGG-4", "vgg9": "VGG-9"}.get(c.model, c.model), "full width" if c.width == 1 else f"×{fraction} width",
+            f"{steps} steps" if steps else f"{c.epochs} epochs", f"{seeds} seed{'s' if seeds > 1 else ''}", ", ".join(hardware)]
 
 
 def scale(configs, done: pd.DataFrame, steps: int | None = None) -> str:
-    """The scale a column's runs were trained at: width, steps or epochs, seeds, hardware."""
-    runs = [c for c in configs if c.kind in ("student", "robust")]
-    if not runs or done.empty:
-        return "not run"
-    c = runs[0]
-    width = "full width" if c.width == 1 else f"×{c.width:g} width"
-    length = f"{steps} steps" if steps else f"{c.epochs} epochs"
-    hardware = sorted({str(d) if not str(d).startswith("cpu") else "CPU" for d in done["device"]})
-    seeds = done["seed"].nunique()
-    model = {"vgg4": "VGG-4", "vgg9": "VGG-9"}.get(c.model, c.model)
-    return f"{model} {width}, {length}, {seeds} seed{'s' if seeds > 1 else ''}, {', '.join(hardware)}"
+    """:func:`scale_parts` as one line, e.g. "VGG-4 ×¼ width, 600 steps, 3 seeds, CPU"; "not run" without runs."""
+    parts = scale_parts(configs, done, steps)
+    return f"{parts[0]} {', '.join(parts[1:])}" if parts else "not run"
 
 
 def _finished(configs, results, parameter: str) -> pd.DataFrame:
@@ -208,8 +214,9 @@ def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results
         rows.append({"question": question, "claim": f"{claim}: {name}, mean over 5–100 per class{knob}",
                      "paper": paper, "ours": _points(ours), "paper scale": _points(big),
                      "scale": cpu_scale, "verdict": ours["word"]})
-        if big.get("seeds"):
-            rows[-1]["paper scale"] += f" -- {scale(gpu_configs, gpu_students, gpu_steps)}"
+        if big.get("seeds"):   # its width, length and hardware (its seeds are in the measure)
+            parts = scale_parts(gpu_configs, gpu_students, gpu_steps)
+            rows[-1]["paper scale"] += f" -- {parts[1]}, {parts[2]}, {parts[4]}"
     curves = noise_curves(runs.preset(robust_preset), results)
     noise = noise_measure(curves)
     strongest, paper_gain = paper_noise(table3())
