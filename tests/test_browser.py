@@ -120,8 +120,8 @@ _MEASURE = """() => {
               + ' [' + e.scrollWidth + ' px in ' + e.clientWidth + ']');
   const images = [...document.querySelectorAll('article img')];
   const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
-  // a 2x (retina) figure carries its page width in its width attribute: half its pixels
-  const intended = i => +(i.getAttribute('width') || i.naturalWidth);
+  // a 2x (retina) figure carries its page width in its style (myst-nb) or width attribute: half its pixels
+  const intended = i => parseFloat(i.style.width) || +(i.getAttribute('width')) || i.naturalWidth;
   const shrunk = images.filter(i => i.closest('.cell_output') && i.naturalWidth > 0 && i.offsetParent !== null
                                && i.getBoundingClientRect().width < 0.9 * intended(i))
     .map(i => i.src.slice(-24) + ' shown at ' + Math.round(100 * i.getBoundingClientRect().width / intended(i)) + '%');

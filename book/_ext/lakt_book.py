@@ -21,7 +21,7 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
         if key not in seen:
             seen.add(key)
             kept.append(js)
-    context["script_files"] = kept
+    scripts[:] = kept   # in place: the list the page is rendered from
     return None
 
 
@@ -32,8 +32,8 @@ def _default_mode(app, config):
 
 
 def setup(app):
-    # html-page-context is emitted with emit_firstresult: a handler that returns a value stops the
-    # ones after it, so this one runs first (and returns None)
-    app.connect("html-page-context", _dedupe_scripts, priority=100)
+    # last: the repeated scripts are added by other html-page-context handlers (as are MathJax's, on
+    # the pages with math), so this one runs after all of them
+    app.connect("html-page-context", _dedupe_scripts, priority=999)
     app.connect("config-inited", _default_mode, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
