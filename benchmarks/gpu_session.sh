@@ -3,8 +3,8 @@
 #
 #   bash benchmarks/gpu_session.sh        # from the repository root; the archive in .gpu/ (git-ignored)
 #
-# 1. the GPU figures of chapter 6 (issue 16): benchmarks/gpu_figures.py, FIG_S seconds;
-# 2. two sweeps at once on the one GPU, through the results cache in RESULTS (issue 13):
+# 1. the GPU figures of chapter 6: benchmarks/gpu_figures.py, FIG_S seconds;
+# 2. two sweeps at once on the one GPU, through the results cache in RESULTS:
 #    V2_PRESET (cifar10-cpu-v3: the CPU-scale reproduction, fp32; complete in results/, so a
 #    no-op there) with V2_PROCS processes and
 #    PAPER_PRESET (paper-gpu: full width, bf16 + channels-last) with PAPER_PROCS processes,

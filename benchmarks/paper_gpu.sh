@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 13 point 7: the paper's Table 1 protocol at full width on one GPU, one command.
+# The paper's Table 1 protocol at full width on one GPU, one command.
 #
 #   bash benchmarks/paper_gpu.sh            # from the repository root, on a machine with a GPU
 #

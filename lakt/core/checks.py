@@ -273,20 +273,21 @@ def check_device(device, how: str = "--device"):
     """
     if device is None:
         return None
+    use = f"{how}cpu" if how.endswith("=") else f"{how} cpu"  # device=cpu, --device cpu, -p device cpu
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise LaktError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps ({how} cpu)") from None
+        raise LaktError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps ({use})") from None
     require(device.type in ("cpu", "cuda", "mps"),
-            f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps ({how} cpu)")
+            f"unknown device {str(device)!r}; use cpu, cuda, cuda:1 or mps ({use})")
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         require(count > (device.index or 0), f"device {str(device)!r} asked for but this machine has "
-                                             f"{count} CUDA device(s); use {how} cpu" + (
+                                             f"{count} CUDA device(s); use {use}" + (
                                                  f" or cuda:0..cuda:{count - 1}" if count else ""))
     if device.type == "mps":
         require(torch.backends.mps.is_available(), f"device {str(device)!r} asked for but MPS (Apple GPU) "
-                                                   f"is not available on this machine; use {how} cpu")
+                                                   f"is not available on this machine; use {use}")
     return device
 
 

@@ -7,7 +7,7 @@ paper's methods, or a network with the Jacobian-norm penalty.
 
 Long runs write a per-epoch checkpoint (model, optimiser, schedule, random states
 and history) and resume from it after a kill with the same results they would
-have had uninterrupted: bit-identical on the CPU (tests/test_reliability.py). On
+have had uninterrupted: bit-identical on the CPU (tests/runs/test_reliability.py). On
 CUDA, cuDNN picks non-deterministic convolution algorithms by default, so a resumed
 run then matches only up to float rounding; torch.use_deterministic_algorithms(True)
 (with CUBLAS_WORKSPACE_CONFIG=:4096:8) restores bit-identity at some speed cost.

@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, choices=list(PRESETS), help="also list the preset's runs not started")
     p.add_argument("--dataset", default=None, choices=["digits", "cifar10", "cifar100", "folder"],
                    help="the --dataset the sweep was given, if any")
+    _add_speed(p)  # the speed options the sweep was given: they are part of its runs' keys
 
     p = sub.add_parser("presets", help="list the presets and how many runs each holds")
     return parser
@@ -309,7 +310,8 @@ def _command(args, argv=None) -> int:
         return 0
     if args.command == "status":
         from .status import render, status
-        configs = runs.preset(args.preset, args.dataset) if args.preset else None
+        configs = ([runs.with_speed(c, args.precision, args.channels_last) for c in runs.preset(args.preset, args.dataset)]
+                   if args.preset else None)
         print(render(status(Path(args.results), configs)))
         return 0
     if args.command == "sweep":

@@ -196,7 +196,7 @@ PRESETS["paper-gpu"] = Preset(
     batch_size=128, sizes=(5, 10, 50, 100), penalties=(), robust_seeds=(), teacher_augment=True,
     data=(("folder", CIFAR10_JPEG),))
 
-# The same command path in seconds on a CPU (tests/test_experiments.py runs paper_gpu.sh with it).
+# The same command path in seconds on a CPU (tests/runs/test_experiments.py runs paper_gpu.sh with it).
 PRESETS["gpu-smoke"] = dataclasses.replace(
     PRESETS["paper-gpu"], name="gpu-smoke", description="seconds: paper-gpu's command path on digits, width 1/16",
     datasets=("digits",), width=0.0625, teacher_epochs=1, student_epochs=1, batch_size=32, sizes=(2,),

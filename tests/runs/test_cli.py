@@ -17,6 +17,8 @@ from PIL import Image
 from lakt import runs
 from lakt.runs.cli import build_parser, main
 
+pytestmark = pytest.mark.slow  # real processes, real file systems
+
 SUBCOMMANDS = ["teacher", "student", "robust", "noise", "sweep", "presets"]
 
 
@@ -72,7 +74,7 @@ BAD = [
     (["teacher", "--validation", "7"], "multiple of the 10 classes"),
     (["student", "--method", "kd", "--kd-alpha", "1.5"], "number in (0, 1]"),
     (["student", "--method", "at+ce", "--at-weight", "-1"], "number > 0"),
-    # issue 12, point 5: every one of these was a traceback (or silence) before
+    # every one of these would otherwise be a traceback (or silence)
     (["sweep", "--preset", "smoke", "--results", "AFILE"], "is a file, not a folder"),
     (["sweep", "--preset", "smoke", "--results", "/proc/lakt-results"], "cannot be created there"),
     (["teacher", "--epochs", "1", "--seed", "7", "READ_ONLY"], "read-only"),
@@ -83,7 +85,7 @@ BAD = [
     (["teacher", "--device", "cuda:3"], "CUDA device(s); use --device cpu"),
     (["sweep", "--preset", "smoke", "--results", "RESULTS", "--data-root", "NOWHERE"], "does not exist"),
     (["noise", "TEACHER", "--width", "0.125", "--data-root", "NOWHERE"], "does not exist"),
-    (["sweep", "--preset", "cifar10-cpu", "--results", "RESULTS", "--data-root", "CATSDOGS"],
+    (["sweep", "--preset", "cifar10-cpu-v3", "--results", "RESULTS", "--data-root", "CATSDOGS"],
      "is defined on data folder:"),
 ]
 

@@ -10,12 +10,10 @@ from pathlib import Path
 
 from lakt import runs
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
-# CPU sweeps (issue 4, the gamma follow-up), issue 13's (v2's teacher and penalised nets, the other teacher
-# recipes, v3 on the chosen one, paper scale); v2's and v2-fdjac's students were superseded by v3's and removed
-COMMITTED_PRESETS = ("cifar10-cpu", "cifar10-cpu-gamma", "cifar10-cpu-v2",
-                     "cifar10-cpu-v2-teacher-adam120", "cifar10-cpu-v2-teacher-sgd", "cifar10-cpu-v2-teacher-sgd150",
-                     "cifar10-cpu-v3", "cifar10-cpu-v3-fdjac", "paper-gpu")
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+# the presets the book presents as current; superseded runs live as frozen JSON in results/frozen/
+COMMITTED_PRESETS = ("cifar10-cpu-v3", "cifar10-cpu-v3-fdjac", "cifar10-cpu-teacher-adam50",
+                     "cifar10-cpu-teacher-adam120", "cifar10-cpu-teacher-sgd50", "cifar10-cpu-v4", "paper-gpu")
 
 
 def committed_metrics():
@@ -39,12 +37,14 @@ def test_every_committed_run_is_a_cifar10_cpu_run_that_lakt_reads_as_finished():
             assert config.width == 1 and config.model == "vgg9" and config.precision == "bf16"
             continue
         assert runs.load_result(config, RESULTS) == metrics
-    teacher = configs[runs.get_preset("cifar10-cpu").teacher("folder").key]
+    teacher = configs[runs.get_preset("cifar10-cpu-v3").teacher("folder").key]
     assert runs.load_result(teacher, RESULTS) is not None, "the students' teacher must be committed"
+    for name in ("cifar10-cpu-v3", "cifar10-cpu-v3-fdjac"):  # the chapters' current sweeps are complete
+        assert all(runs.load_result(c, RESULTS) is not None for c in runs.preset(name)), name
 
 
 def test_committed_files_are_small():
-    model = runs.get_preset("cifar10-cpu").teacher("folder").folder(RESULTS) / "model.pt"
+    model = runs.get_preset("cifar10-cpu-v3").teacher("folder").folder(RESULTS) / "model.pt"
     assert model.stat().st_size <= 10 * 2 ** 20  # the issue: the teacher's weights only if <= 10 MB
     assert not list(RESULTS.glob("robust/*/model.pt")) or not _tracked("results/robust")  # weights stay local
     assert sum(p.stat().st_size for p in committed_metrics()) <= 20 * 2 ** 20
@@ -74,23 +74,27 @@ def test_committed_histories_are_thin():
     for path in committed_metrics():
         metrics = json.loads(path.read_text())
         history = metrics["history"]
-        assert len(history) <= HISTORY_ROWS, f"{path}: run tools/thin_histories.py results"
+        assert len(history) <= HISTORY_ROWS, path
         assert history[-1]["epoch"] == metrics["config"]["epochs"], path
 
 
-def test_teacher_recipes_table_and_the_sweeps_on_a_chosen_teacher():
+def test_teacher_recipes_table():
     from lakt.analysis import report
 
-    names = ["cifar10-cpu-v2"] + [f"cifar10-cpu-v2-teacher-{r}" for r in runs.presets.TEACHER_RECIPES]
+    names = [f"cifar10-cpu-teacher-{r}" for r in runs.presets.TEACHER_RECIPES] + ["cifar10-cpu-v3"]
     table = report.teacher_recipes(names, RESULTS)
     assert list(table["preset"]) == names  # every recipe's teacher is committed, one row each
     for row in table.itertuples():
         metrics = runs.load_result(runs.preset(row.preset)[0], RESULTS)
         assert (row.validation, row.test) == (metrics["val_acc"], metrics["test_acc"])
-    # sgd150 was chosen: v3 and its fdjac preset are complete on it; v2's students are gone (superseded,
-    # so no chapter can show one), only v2's teacher stays for the table above
-    sweeps = report.student_sweeps_of("cifar10-cpu-v2-teacher-sgd150", RESULTS)
-    assert sweeps == {name: (len(runs.preset(name)),) * 2 for name in ("cifar10-cpu-v3", "cifar10-cpu-v3-fdjac")}
-    assert report.student_sweeps_of("cifar10-cpu-v2", RESULTS) == {"cifar10-cpu-v2-fdjac": (1, 49)}
-    v2_students = [c for c in runs.preset("cifar10-cpu-v2") if c.kind == "student"]
-    assert v2_students and not [c for c in v2_students if c.folder(RESULTS).exists()]
+    assert table.loc[table["validation"].idxmax(), "preset"] == "cifar10-cpu-v3"  # chosen on validation
+
+
+def test_frozen_runs_are_read_only_history():
+    """Superseded runs stay as their metrics in results/frozen/, each saying why; no preset names them."""
+    frozen = sorted((RESULTS / "frozen").glob("*/*.json"))
+    assert frozen
+    current = {c.key for name in runs.PRESETS for c in runs.preset(name) if c.data is not None}
+    for path in frozen:
+        metrics = json.loads(path.read_text())
+        assert metrics["frozen_because"] and path.stem == metrics["key"] and metrics["key"] not in current

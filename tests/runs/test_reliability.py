@@ -21,13 +21,15 @@ import torch
 import lakt
 from lakt import runs
 
+pytestmark = pytest.mark.slow  # kills and resumes real sweeps
+
 ARGS = ["sweep", "--preset", "smoke", "--quiet", "--results"]
 PART = ["part"]  # fault_driver.py: every 4th smoke run -- a teacher, a student and a robustness run
 LAKT = [sys.executable, "-m", "lakt.runs.cli"]
 DRIVER = [sys.executable, str(Path(__file__).with_name("fault_driver.py"))]
 ROOT = str(Path(lakt.__file__).resolve().parents[1])  # children import this lakt, whatever their cwd
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-TIMING = {"seconds"}
+TIMING = {"seconds", "provenance"}  # when and where a run ran, not what it computed
 SMOKE = runs.preset("smoke")
 TEACHER, STUDENT, ROBUST = SMOKE[0::4]
 assert (TEACHER.kind, STUDENT.kind, ROBUST.kind) == ("teacher", "student", "robust")

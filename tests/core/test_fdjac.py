@@ -24,6 +24,7 @@ def _piecewise_linear_pair():
     return nets
 
 
+@pytest.mark.slow
 def test_expectation_approaches_the_exact_plain_full_jacobian_term_as_h_shrinks():
     student, teacher = _piecewise_linear_pair()
     torch.manual_seed(0)

@@ -14,7 +14,9 @@ from lakt import runs
 from lakt.analysis import cost
 from lakt.core.errors import LaktError
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # runs the GPU session script at tiny sizes
+
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_figures.py"
 
 

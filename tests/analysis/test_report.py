@@ -78,6 +78,7 @@ def test_transfer_and_robustness_runs_follow_the_preset():
 
 # ---------------------------------------------------------------- transfer table
 
+@pytest.mark.slow
 def test_transfer_table_shape_and_order(smoke):
     results, transfer, _, _ = smoke
     table = report.transfer_table(transfer, results)
@@ -88,6 +89,7 @@ def test_transfer_table_shape_and_order(smoke):
     assert table["mean"].stack().between(0, 100).all()
 
 
+@pytest.mark.slow
 def test_transfer_table_mean_and_std_equal_the_metrics_files(smoke):
     results, transfer, _, _ = smoke
     table = report.transfer_table(transfer, results)
@@ -103,6 +105,7 @@ def test_transfer_table_mean_and_std_equal_the_metrics_files(smoke):
         assert table["text"].loc[method, n] == f"{mean:.2f} ± {std:.2f}"
 
 
+@pytest.mark.slow
 def test_transfer_table_with_one_seed_has_no_std(smoke):
     results, _, _, _ = smoke
     one = report.transfer_runs("smoke", "digits", [0])
@@ -167,6 +170,7 @@ def test_pooled_stats_equal_numpy_on_all_values():
     assert report.pooled_stats([61.0], [0.0], [1]) == (61.0, 0.0, 1)
 
 
+@pytest.mark.slow
 def test_robustness_table_equals_the_metrics_files(smoke):
     results, _, robust, _ = smoke
     table = report.robustness_table(robust, results)
@@ -213,6 +217,7 @@ def test_paper_robustness_table_has_table3_shape():
 
 # ---------------------------------------------------------------- beside the paper
 
+@pytest.mark.slow
 def test_beside_paper_same_data_is_ours_paper_and_difference(smoke):
     results, transfer, _, _ = smoke
     table = report.transfer_table(transfer, results)
@@ -263,6 +268,7 @@ def test_teacher_beside_paper():
 
 # ---------------------------------------------------------------- figures
 
+@pytest.mark.slow
 def test_plot_transfer_draws_one_line_per_method_on_log_x(smoke):
     results, transfer, _, _ = smoke
     table = report.transfer_table(transfer, results)
@@ -276,6 +282,7 @@ def test_plot_transfer_draws_one_line_per_method_on_log_x(smoke):
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_plot_robustness_one_line_per_penalty(smoke):
     results, _, robust, _ = smoke
     table = report.robustness_table(robust, results)
@@ -365,6 +372,7 @@ def test_a_flatter_curve_inside_the_spread_is_a_tie():
     assert answers.robustness_verdict(t)[0] == "holds"
 
 
+@pytest.mark.slow
 def test_provenance_states_preset_data_seeds_hardware_and_torch(smoke):
     results, transfer, robust, metrics = smoke
     mine = [m for m in metrics if m["key"] in {c.key for c in transfer}]

@@ -13,7 +13,7 @@ EVENT is ``none`` (run to the end) or one of
   write is under way, the target not yet replaced;
 * ``after:<path>`` -- just after that rename.
 
-``tests/test_reliability.py`` waits for the stop (``waitpid`` with ``WUNTRACED``),
+``tests/runs/test_reliability.py`` waits for the stop (``waitpid`` with ``WUNTRACED``),
 checks the results folder as the kill finds it and then sends SIGKILL. The process
 stops itself at the event, so where the kill lands never depends on how fast the
 machine is; an external watcher polling the files could see a smoke run's start line

@@ -14,7 +14,9 @@ import papermill
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # builds the book
+
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = ["01_affine_approximation", "02_propositions", "03_transfer_cifar10", "04_transfer_cifar100",
             "05_noise_robustness", "06_cost_of_jacobians", "07_results_at_a_glance", "08_how_this_changed"]
 TOC = CHAPTERS[6:7] + CHAPTERS[:6] + CHAPTERS[7:]

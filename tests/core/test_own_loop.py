@@ -1,4 +1,4 @@
-"""The loss API in a user's own training loop (issue 12, point 6).
+"""The loss API in a user's own training loop.
 
 One student forward per step, the student's logits returned with their graph, named
 errors for inputs that do not fit, and the helpers (`output_gradient`, `vgg9`/`vgg4`,

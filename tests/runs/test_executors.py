@@ -15,6 +15,8 @@ from lakt.runs.status import status
 
 from test_reliability import SMOKE, comparable, log_lines as events, results_of
 
+pytestmark = pytest.mark.slow  # sweeps in subprocesses
+
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 LAKT = [sys.executable, "-m", "lakt.runs.cli"]
 

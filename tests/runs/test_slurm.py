@@ -21,7 +21,9 @@ from lakt.runs import executors
 
 from test_reliability import SMOKE, log_lines as events, results_of
 
-HOWTO = "no SLURM here: run `sudo .ci/slurm-up` (Debian: installs slurm-wlm and munge), then pytest tests/test_slurm.py"
+pytestmark = pytest.mark.slow  # a SLURM cluster
+
+HOWTO = "no SLURM here: run `sudo .ci/slurm-up` (Debian: installs slurm-wlm and munge), then pytest tests/runs/test_slurm.py"
 if shutil.which("sbatch") is None or subprocess.run(["sinfo"], capture_output=True).returncode != 0:
     if os.environ.get("CI"):
         pytest.fail(f"CI is set but no SLURM cluster answers: .ci/run must call .ci/slurm-up ({HOWTO})",

@@ -1,4 +1,4 @@
-"""A run's key includes the data it trained on (issue 12, point 4).
+"""A run's key includes the data it trained on.
 
 The same results folder used with two data roots must keep their runs apart; the
 fingerprint is a digest of the data itself (not of where it lies), stable across loads
@@ -81,7 +81,7 @@ def test_one_results_folder_two_data_roots_never_mix(tmp_path, monkeypatch):
 
 def test_a_preset_pinned_to_its_data_refuses_other_data(tmp_path, monkeypatch):
     monkeypatch.setenv("LAKT_CACHE", str(tmp_path / "cache"))
-    pinned = runs.get_preset("cifar10-cpu").teacher("folder")
+    pinned = runs.get_preset("cifar10-cpu-v3").teacher("folder")
     assert pinned.data == "folder:9331aba37042b53e"  # the migrated results/ are keyed by it
     with pytest.raises(LaktError, match="is defined on data folder:9331aba37042b53e"):
         runs.run(pinned, tmp_path / "runs", data_root=image_folder(tmp_path / "a"), progress=False)
