@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import require
+from .answers import verdict
 from .palette import VERDICT_COLORS
 from .palette import Shown
 
@@ -53,20 +54,6 @@ LINKS = {"(a)": ("03_transfer_cifar10.html", "#sec-answers"), "(b)": ("03_transf
 """Question -> (page, anchor) of the section that shows it in full."""
 
 
-def word(wins: int, losses: int, ties: int) -> str:
-    """One word for "A beats B" read on several cells: holds / partly / does not hold.
-
-    *holds*: A wins at least half of the cells beyond the spread and loses none;
-    *does not hold*: A wins none; *partly*: anything between; no cells: *not testable here*.
-    """
-    n = wins + losses + ties
-    if n == 0:
-        return "not testable here"
-    if losses == 0 and 2 * wins >= n:
-        return "holds"
-    return "does not hold" if wins == 0 else "partly"
-
-
 def proposition(relu_exact: bool, smooth_order: float) -> str:
     """Props 1-2: LHS − RHS = O(σ⁴). ReLU nets: exactly 0 inside a linear region; smooth nets: the fitted order.
 
@@ -95,7 +82,7 @@ def paired_by_seed(diff: pd.Series, cell: str) -> dict:
     return {"mean": float(per_seed.mean()) if seeds else float("nan"),
             "std": float(per_seed.std(ddof=1)) if seeds > 1 else float("nan"), "seeds": seeds,
             "cells": len(cells), "wins": wins, "losses": losses, "ties": ties,
-            "word": word(wins, losses, ties) if seeds > 1 else "not testable here"}
+            "word": verdict(wins, losses, ties) if seeds > 1 else "not testable here"}
 
 
 def _setting(students: pd.DataFrame, method: str, setting):

@@ -7,14 +7,6 @@ import pytest
 from lakt.analysis import paper, verdicts
 
 
-def test_word_reads_wins_losses_ties():
-    assert verdicts.word(2, 0, 2) == "holds"          # half the cells won, none lost
-    assert verdicts.word(1, 0, 3) == "partly"
-    assert verdicts.word(2, 1, 1) == "partly"         # a loss keeps it from holding
-    assert verdicts.word(0, 0, 4) == "does not hold"  # ties only: no evidence that A beats B
-    assert verdicts.word(0, 0, 0) == "not testable here"
-
-
 def test_proposition_word():
     assert verdicts.proposition(True, 4.0) == "holds"
     assert verdicts.proposition(True, 2.0) == "partly"           # smooth nets: O(σ²)

@@ -11,25 +11,15 @@ import os
 import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
+from folders import image_folder
 import torch
-from PIL import Image
 
 from lakt import LaktError
 from lakt.analysis import parameters
 from lakt.core import checks, data, models
 from lakt.runs import cli, status
 
-
-def image_folder(root: Path, train: dict, test: dict) -> Path:
-    rng = np.random.default_rng(0)
-    for split, counts in (("train", train), ("test", test)):
-        for name, count in counts.items():
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / name / f"{i}.png")
-    return root
 
 
 def test_a_non_finite_input_is_named_by_its_example(tiny_vgg):

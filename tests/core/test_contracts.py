@@ -38,14 +38,7 @@ def contract(examples: int):
                     report_multiple_bugs=False, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these networks are tiny, and on a busy shared CPU a thread pool's
-    spinning makes each small op far slower than doing it alone."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @functools.cache

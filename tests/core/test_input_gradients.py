@@ -21,14 +21,7 @@ from lakt.core.objective import Objective
 K = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the networks are tiny, and on a busy shared CPU a thread pool's
-    spinning makes each small op far slower than doing it alone."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_pair(dtype=torch.float32):

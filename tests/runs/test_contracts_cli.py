@@ -16,12 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
+from folders import image_folder
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from lakt.core import models
 from lakt.core.methods import METHODS
@@ -64,25 +63,8 @@ ABSENT_DEVICES = ["cuda", "cuda:3", "mps", "tpu", "gpu0", "cuda:-1"] if not torc
     "tpu", "gpu0", f"cuda:{torch.cuda.device_count()}"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these networks are tiny, and on a busy shared CPU a thread pool's
-    spinning makes each small op far slower than doing it alone."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def image_folder(root: Path, train: dict, test: dict) -> str:
-    """ROOT/{train,test}/<class>/ with the given number of 32x32 images per class."""
-    rng = np.random.default_rng(0)
-    for split, counts in (("train", train), ("test", test)):
-        for name, count in counts.items():
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / name / f"{i}.png")
-    return str(root)
 
 
 @pytest.fixture(scope="module")
