@@ -322,7 +322,7 @@ def _log(results: Path, event: str, config: RunConfig, reason: str = "") -> None
 
 def provenance(device: torch.device) -> dict:
     """Who computed a run, recorded when it finishes: the code (git commit, and whether the
-    working tree had uncommitted changes), the UTC date, the host, its CPU and the device,
+    package's files had uncommitted changes), the UTC date, the host, its CPU and the device,
     and the lakt and torch versions. Not part of the key: it describes, it does not define."""
     import datetime
     import socket
@@ -340,7 +340,8 @@ def provenance(device: torch.device) -> dict:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    # dirty: the package's own files differ from the commit (a sweep's results and log always do)
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "lakt") if commit else None
     return {"commit": commit, "dirty": bool(status) if status is not None else None,
             "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "host": socket.gethostname(), "cpu": platform.processor() or platform.machine(),

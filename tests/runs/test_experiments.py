@@ -259,3 +259,16 @@ def test_paper_gpu_command_runs_on_the_cpu_at_a_tiny_size(tmp_path):
     assert starts[0][-1].startswith("teacher/")
     assert len({s[2] for s in starts[1:]}) == 2  # the two students ran in two processes
     assert "paper_gpu: preset gpu-smoke, 2 processes" in out.stdout
+
+
+def test_provenance_names_the_code_the_date_and_the_machine():
+    import re
+
+    import torch
+    from lakt.runs.cache import provenance
+
+    p = provenance(torch.device("cpu"))
+    assert set(p) == {"commit", "dirty", "utc", "host", "cpu", "device", "lakt", "torch"}
+    assert p["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", p["commit"])
+    assert p["dirty"] in (True, False, None) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", p["utc"])
+    assert p["torch"] == torch.__version__ and p["device"].startswith("cpu")
