@@ -1,28 +1,18 @@
-"""Measurements for chapter 1: how affine is a network around an input? (Section 3)
+"""Chapter 1: how affine is a network around an input? (Section 3, Eq 1)
 
-The paper's Section 3 starts from the first-order Taylor expansion (Eq 1)
-
-    f(x + dx) = f(x) + grad f(x)^T dx + O(eps^2),
-
-and makes two claims for piecewise-linear nets (ReLU, max-pooling):
-
-1. the O(eps^2) term is *exactly* zero for small enough dx (x and x + dx lie in one
-   linear region) -- measured by :func:`taylor_error` over a grid of step sizes;
-2. without bias units the "overall bias" f(x) - grad f(x)^T x is zero, so the output
-   is the gradient times the input -- measured by :func:`overall_bias` and
-   :func:`relative_residual`. Biases, BatchNorm's mean subtraction and hard-tanh's
-   saturation each break it; :func:`bias_attribution` splits the overall bias of a
-   ReLU net into the contribution of every bias / BatchNorm shift, and
-   :func:`saturation_fraction` measures how many hard-tanh units sit at +-1.
-
-All functions take a model (put in eval mode), inputs ``x`` [B, ...] and the index of
-the output whose gradient is studied (one per input, as in :mod:`lakt.core.jacobian`). Use
-float64 models and inputs: the exact identities then hold to ~1e-15 instead of ~1e-7.
+Eq 1, f(x + dx) = f(x) + grad f(x)^T dx + O(eps^2), and the paper's two claims for
+piecewise-linear nets: the remainder is *exactly* zero for small dx (x and x + dx share a
+linear region), and without bias units the "overall bias" f(x) - grad f(x)^T x is zero,
+so the output is the gradient times the input. Biases, BatchNorm's mean subtraction and
+hard-tanh's saturation each break the second claim; the functions below measure by how
+much, one per table or figure of the chapter. Everything runs in float64, where the
+exact identities hold to ~1e-15 instead of ~1e-7.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,48 +20,65 @@ import torch
 from torch import nn
 
 from ..core.errors import require
-from ..core.jacobian import logits_and_gradient
+from ..core.jacobian import logits_and_gradient, output_gradient
 from .palette import BOOK_WIDTH
 
-# How many inputs / steps the chapter measures, per preset (smoke: seconds).
-SETTINGS = {
+_SETTINGS = {  # inputs measured, inputs for the Taylor remainder, its step grid, gradient panels
     "smoke": {"inputs": 64, "taylor_inputs": 8, "steps": 25, "saliency": 6},
     "cpu": {"inputs": 256, "taylor_inputs": 16, "steps": 41, "saliency": 8},
     "paper": {"inputs": 1000, "taylor_inputs": 32, "steps": 61, "saliency": 8},
 }
 
 
-def settings(preset: str) -> dict:
-    """The sample counts chapter 1 uses for ``preset`` (smoke, cpu or paper)."""
-    require(preset in SETTINGS, f"unknown preset {preset!r}; choose one of {', '.join(SETTINGS)}")
-    return dict(SETTINGS[preset])
+@dataclass
+class Inputs:
+    """The chapter's float64 test images ``x``, their ``labels`` (f = the label's logit) and context."""
+    ds: object
+    x: torch.Tensor
+    labels: torch.Tensor
+    shape: dict
+    cfg: dict
+    where: torch.device
+    summary: str
+
+
+def chapter_inputs(preset: str, dataset: str, data_root=None, device=None, seed: int = 0) -> Inputs:
+    """The first test images of ``dataset`` in float64 on ``device``, as many as ``preset`` measures."""
+    from ..core import data
+    from ..core.train import default_device
+    from .report import data_available
+
+    require(preset in _SETTINGS, f"unknown preset {preset!r}; choose one of {', '.join(_SETTINGS)}")
+    cfg = dict(_SETTINGS[preset])
+    where = torch.device(device) if device is not None else default_device()
+    available = data_available(dataset, data_root)
+    require(available, f"{available.reason}; see the parameters above")
+    ds = data.load(dataset, data_root)
+    x, labels = ds.test.x[:cfg["inputs"]].double().to(where), ds.test.y[:cfg["inputs"]].to(where)
+    summary = (f"preset {preset} · dataset {ds.name} · {len(x)} test inputs of shape {tuple(x.shape[1:])} "
+               f"· seed {seed}")
+    return Inputs(ds, x, labels, dict(num_classes=ds.num_classes, in_channels=ds.in_channels, width=0.125),
+                  cfg, where, summary)
 
 
 def derived_seed(seed: int, purpose: str) -> int:
-    """A seed for ``purpose`` that differs from ``seed`` itself.
-
-    Models are initialised after ``torch.manual_seed(seed)``; drawing noise or
-    directions from a generator seeded with the same number replays the same random
-    stream, so the "random" directions come out correlated with the weights.
-    """
+    """A seed for ``purpose`` that differs from ``seed``: noise drawn from ``seed`` itself would
+    replay the stream ``torch.manual_seed(seed)`` fed into the weights, correlating the two."""
     return int(hashlib.sha256(f"{purpose}:{seed}".encode()).hexdigest()[:8], 16)
 
 
-def _selected(model: nn.Module, x: torch.Tensor, index) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+# ---------------------------------------------------------------- f(x) = grad f(x)^T x (sections 1-4)
+
+def _selected(model: nn.Module, x: torch.Tensor, index):
     """f_index(x) [B], its input gradient (shaped like x) and the index tensor."""
     model.eval()
     index = torch.as_tensor(index, device=x.device).reshape(-1).expand(len(x))
     logits, grad = logits_and_gradient(model, x, index)
-    value = logits.detach().gather(1, index.view(-1, 1)).squeeze(1)
-    return value, grad.detach(), index
+    return logits.detach().gather(1, index.view(-1, 1)).squeeze(1), grad.detach(), index
 
 
-def overall_bias(model: nn.Module, x: torch.Tensor, index) -> torch.Tensor:
-    """f(x) - grad f(x)^T x per input [B]: the constant term of the local affine model.
-
-    Zero for bias-free piecewise-linear nets (Section 3); everything else that enters
-    the output without being multiplied by x shows up here.
-    """
+def _overall_bias(model: nn.Module, x: torch.Tensor, index) -> torch.Tensor:
+    """f(x) - grad f(x)^T x per input: the local affine model's constant, zero without biases (Section 3)."""
     value, grad, _ = _selected(model, x, index)
     return value - (grad * x).flatten(1).sum(1)
 
@@ -82,13 +89,8 @@ def relative_residual(model: nn.Module, x: torch.Tensor, index) -> torch.Tensor:
     return (value - (grad * x).flatten(1).sum(1)).abs() / value.abs()
 
 
-def residual_table(models: dict, x: torch.Tensor, index):
-    """One row per (model, input): f(x), grad f(x)^T x, their difference and the relative residual.
-
-    ``models`` maps a display name to a network; all see the same inputs and outputs.
-    """
-    import pandas as pd
-
+def _residual_table(models: dict, x: torch.Tensor, index) -> pd.DataFrame:
+    """One row per (model, input): f, grad_dot_x, bias (their difference) and relative residual."""
     rows = []
     for name, model in models.items():
         value, grad, idx = _selected(model, x, index)
@@ -100,110 +102,60 @@ def residual_table(models: dict, x: torch.Tensor, index):
     return pd.DataFrame(rows)
 
 
-def random_directions(x: torch.Tensor, seed: int) -> torch.Tensor:
-    """One random unit-norm direction per input (shaped like x), from a seeded generator."""
-    generator = torch.Generator().manual_seed(derived_seed(seed, "directions"))
-    u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-    return u / u.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
+def untrained_nets(inputs: Inputs, seed: int) -> dict:
+    """The untrained VGGs of sections 1-4, each group built right after ``torch.manual_seed(seed)``.
 
-
-def taylor_error(model: nn.Module, x: torch.Tensor, index, steps, seed: int = 0,
-                 directions: torch.Tensor | None = None):
-    """|f(x + t u) - f(x) - t grad f(x)^T u| for every input, direction u and step t = ||dx||.
-
-    The remainder of Eq 1. For a smooth net it falls like t^2; for a piecewise-linear
-    net it is exactly zero (roundoff) until x + t u leaves x's linear region, and
-    then grows. Returns a DataFrame with columns input, step, error and relative
-    (error / |f(x)|). ``directions`` default to :func:`random_directions`.
+    Keys: "VGG-4", "VGG-9" (no bias, no BatchNorm), "VGG-4 + biases", "VGG-4 + fresh BN"
+    (running mean 0, variance 1: almost the identity), "VGG-4 + calibrated BN" (running
+    statistics of 512 training images, no weight trained) and "hard-tanh VGG-4" (no bias).
     """
-    import pandas as pd
+    from ..core import models
 
-    value, grad, idx = _selected(model, x, index)
-    u = random_directions(x, seed) if directions is None else directions
-    steps = torch.as_tensor(steps, dtype=x.dtype)
-    require(steps.dim() == 1 and bool((steps > 0).all()), "steps must be a 1-d list of positive step sizes")
-    slope = (grad * u).flatten(1).sum(1)                                     # [B]
-    with torch.no_grad():  # one forward per step keeps memory at one batch
-        moved = torch.stack([model(x + t * u).gather(1, idx.view(-1, 1)).squeeze(1) for t in steps.tolist()])
-    error = (moved - value.unsqueeze(0) - steps.view(-1, 1).to(x.device) * slope.unsqueeze(0)).abs()
-    rows = [{"input": b, "step": steps[s].item(), "error": error[s, b].item(),
-             "relative": (error[s, b] / value[b].abs()).item()}
-            for s in range(len(steps)) for b in range(len(x))]
-    return pd.DataFrame(rows)
+    def build(make, **options):
+        return make(**inputs.shape, **options).double().to(inputs.where)
+
+    torch.manual_seed(seed)
+    nets = {"VGG-4": build(models.vgg4, bias=False, batch_norm=False),
+            "VGG-9": build(models.vgg9, bias=False, batch_norm=False)}
+    torch.manual_seed(seed)
+    nets["VGG-4 + biases"] = build(models.vgg4, bias=True, batch_norm=False)
+    torch.manual_seed(seed)
+    nets["VGG-4 + fresh BN"] = build(models.vgg4, bias=False, batch_norm=True).eval()
+    nets["VGG-4 + calibrated BN"] = _calibrate_batchnorm(
+        build(models.vgg4, bias=False, batch_norm=True), inputs.ds.train.x[:512].double().to(inputs.where))
+    torch.manual_seed(seed)
+    nets["hard-tanh VGG-4"] = build(models.vgg4, bias=False, batch_norm=False, activation="hardtanh")
+    return nets
 
 
-def exact_radius(errors, tol: float = 1e-10):
-    """Per input, the largest step of the grid up to which the relative error stays below ``tol``.
+def bias_free_table(nets: dict, x: torch.Tensor, labels) -> pd.DataFrame:
+    """Section 1's table: median and max relative residual of the bias-free VGG-4 and VGG-9."""
+    table = _residual_table({name: nets[name] for name in ("VGG-4", "VGG-9")}, x, labels)
+    return table.groupby("model")["relative"].agg(["median", "max"])
 
-    For a piecewise-linear net that is (a lower bound on) the distance along u to the
-    edge of x's linear region; NaN if even the smallest step exceeds ``tol``.
+
+def bias_scale_residuals(net: nn.Module, x: torch.Tensor, labels, factors=(1e-4, 1e-3, 1e-2, 1e-1, 1.0)) -> pd.Series:
+    """Section 2's figure: median relative residual with every bias of ``net`` scaled by each factor.
+
+    Biases enter a ReLU net's output linearly, so the residual scales with them; ``net`` is not changed.
     """
-    def radius(group):
-        ok = (group.sort_values("step")["relative"] < tol).to_numpy()
-        steps = group.sort_values("step")["step"].to_numpy()
-        if not ok[0]:
-            return float("nan")
-        first_bad = ok.argmin() if not ok.all() else len(ok)
-        return float(steps[first_bad - 1])
-
-    return errors.groupby("input").apply(radius, include_groups=False).rename("radius")
+    return pd.Series([relative_residual(_scale_biases(net, f), x, labels).median().item() for f in factors],
+                     index=pd.Index(list(factors), name="factor"), name="median relative residual")
 
 
-def loglog_slope(x, y) -> float:
-    """Least-squares slope of log|y| against log x (the order of a power law y ~ x^p)."""
-    x = torch.tensor(np.array(x, dtype=np.float64))
-    y = torch.tensor(np.array(y, dtype=np.float64)).abs()
-    keep = (x > 0) & (y > 0) & torch.isfinite(y)
-    require(int(keep.sum()) >= 2, "need at least two positive points to fit a log-log slope")
-    lx, ly = x[keep].log(), y[keep].log()
-    lx = lx - lx.mean()
-    return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+def bias_scale_figure(residuals: pd.Series):
+    """:func:`bias_scale_residuals` on log-log axes."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.loglog(residuals.index, residuals.to_numpy(), marker="o")
+    ax.set_xlabel("bias scale (1 = PyTorch default init)")
+    ax.set_ylabel("median relative residual")
+    ax.set_title("VGG-4 with biases (ReLU, no BN)")
+    return fig
 
 
-def break_ties(x: torch.Tensor, scale: float = 1e-3, seed: int = 0) -> torch.Tensor:
-    """``x`` plus tiny seeded Gaussian jitter (std ``scale``), to move inputs off region boundaries.
-
-    Images with flat backgrounds (digits, and padding everywhere) give max-pooling
-    windows whose entries are exactly equal; such an input sits *on* the boundary
-    between linear regions, where Eq 1's remainder is first order (see
-    :func:`maxpool_ties`). A jitter far below the pixel noise breaks the ties.
-    """
-    generator = torch.Generator().manual_seed(derived_seed(seed, "jitter"))
-    return x + scale * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-
-
-@torch.no_grad()
-def maxpool_ties(model: nn.Module, x: torch.Tensor) -> list[float]:
-    """Per max-pooling layer, the fraction of pooling windows whose maximum is attained twice or more.
-
-    At a tie the max is not differentiable: x lies on a boundary between linear
-    regions and no epsilon > 0 makes the first-order expansion exact in every
-    direction. Windows whose maximum is 0 are not counted: after a ReLU they are
-    dead units, locally constant, not a kink. Only non-overlapping square windows
-    (kernel = stride, no padding).
-    """
-    fractions: list[float] = []
-
-    def hook(module, inputs, output):
-        k, s = module.kernel_size, module.stride
-        require(k == s and module.padding == 0, "maxpool_ties supports kernel = stride and no padding")
-        windows = inputs[0].unfold(2, k, s).unfold(3, k, s).flatten(-2)
-        top = windows.topk(2, dim=-1).values
-        fractions.append(((top[..., 0] == top[..., 1]) & (top[..., 0] != 0)).double().mean().item())
-
-    _run_with_hooks(model, x, nn.MaxPool2d, hook, "the model has no max-pooling layers")
-    return fractions
-
-
-# ---------------------------------------------------------------- making the "bias" visible
-
-def scale_biases(model: nn.Module, factor: float) -> nn.Module:
-    """A copy of ``model`` with every conv / linear bias multiplied by ``factor``.
-
-    Biases enter a ReLU net's output linearly (see :func:`bias_attribution`), so the
-    overall bias scales with them: this measures how small biases must be for
-    "output = gradient x input" to hold approximately (the paper's VGG19 remark).
-    """
+def _scale_biases(model: nn.Module, factor: float) -> nn.Module:
     clone = copy.deepcopy(model)
     with torch.no_grad():
         for m in clone.modules():
@@ -213,11 +165,11 @@ def scale_biases(model: nn.Module, factor: float) -> nn.Module:
 
 
 @torch.no_grad()
-def calibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> nn.Module:
-    """Set every BatchNorm's running mean / variance to the statistics of ``x``; return it in eval mode.
+def _calibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> nn.Module:
+    """Every BatchNorm's running statistics set to those of ``x``; the model back in eval mode.
 
-    A fresh BatchNorm has mean 0 and variance 1, which in eval mode is (almost) the
-    identity and hides the mean subtraction the paper blames. No weights are trained.
+    A fresh BatchNorm (mean 0, variance 1) is almost the identity in eval mode and hides the
+    mean subtraction the paper blames; calibrating shows it without training a weight.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     require(norms, "the model has no BatchNorm layers to calibrate")
@@ -233,58 +185,35 @@ def calibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256
     return model.eval()
 
 
-@torch.no_grad()
-def saturation_fraction(model: nn.Module, x: torch.Tensor) -> float:
-    """Fraction of hard-tanh outputs that sit at a saturation value (+-1) for inputs ``x``.
+def trained_teacher(preset: str, dataset: str, results, inputs: Inputs, data_root=None, device=None):
+    """The preset's VGG-9 teacher in float64 (trained now and cached in ``results`` if missing) and a line saying so."""
+    from .. import runs
 
-    A saturated unit has slope 0, so its constant output is invisible to the gradient
-    and adds to the overall bias (Section 3, "As a corollary for other non-linearities").
+    config = runs.get_preset(preset).teacher(dataset)
+    metrics = runs.run(config, results, data_root=data_root, device=device, progress=False)
+    teacher = runs.load_model(config, results, inputs.ds.num_classes, inputs.ds.in_channels,
+                              device=inputs.where).double()
+    return teacher, (f"teacher {config.name}: test accuracy {metrics['test_acc']:.1f}% after {config.epochs} "
+                     f"epochs · trained on {metrics['device']} with torch {metrics['torch']} in "
+                     f"{metrics['seconds']:.0f} s")
+
+
+def bias_attribution(model: nn.Module, x: torch.Tensor, index) -> pd.DataFrame:
+    """The overall bias of a ReLU / max-pool net split into one term per bias source.
+
+    Positive homogeneity in (input, biases) jointly and Euler's theorem give, inside one
+    linear region, f(x) - grad_x f^T x = sum_layers grad_b f^T b. For BatchNorm in eval mode,
+    y = gamma (z - mu) / s + beta, the shifts are beta and the running mean mu
+    (df/dmu = -gamma / s * df/dbeta). One row per (input, layer, source): ``contribution``
+    and the ``overall_bias`` it belongs to. One backward pass per input: keep B small.
     """
-    counts = [0, 0]
-
-    def hook(module, inputs, output):
-        counts[0] += int(((output >= module.max_val) | (output <= module.min_val)).sum())
-        counts[1] += output.numel()
-
-    _run_with_hooks(model, x, nn.Hardtanh, hook, "the model has no hard-tanh units")
-    return counts[0] / counts[1]
-
-
-def _run_with_hooks(model: nn.Module, x: torch.Tensor, layer_type, hook, missing: str) -> None:
-    """Evaluate ``model(x)`` with ``hook`` on every layer of ``layer_type`` (removed afterwards)."""
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layer_type)]
-    require(handles, missing)
-    try:
-        model.eval()(x)
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def bias_attribution(model: nn.Module, x: torch.Tensor, index):
-    """Split the overall bias of a ReLU / max-pool net into one term per bias source.
-
-    A ReLU net is positively homogeneous of degree 1 in (input, biases) jointly, so
-    Euler's theorem gives, exactly inside one linear region,
-
-        f(x) - grad_x f^T x = sum_layers grad_b f^T b,
-
-    where for BatchNorm in eval mode, y = gamma (z - mu) / s + beta, the shifts are
-    beta and the running mean mu (d f / d mu = -gamma / s * d f / d beta). Returns a
-    DataFrame with one row per (input, layer, source): the contribution and, for
-    comparison, the overall bias it belongs to. Per-input backward passes: keep B small.
-    """
-    import pandas as pd
-
     model.eval()
     index = torch.as_tensor(index, device=x.device).reshape(-1).expand(len(x))
-    named = list(model.named_modules())
-    rows = []
-    bias = overall_bias(model, x, index)
+    bias, rows = _overall_bias(model, x, index), []
     for b in range(len(x)):
         model.zero_grad(set_to_none=True)
         model(x[b:b + 1])[0, index[b]].backward()
-        for name, m in named:
+        for name, m in model.named_modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
                 kind = "linear bias" if isinstance(m, nn.Linear) else "conv bias"
                 rows.append((b, name, kind, (m.bias.grad * m.bias).sum().item()))
@@ -300,45 +229,84 @@ def bias_attribution(model: nn.Module, x: torch.Tensor, index):
     return frame
 
 
-# ---------------------------------------------------------------- small smooth / piecewise-linear nets
-
-MLP_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "hardtanh": nn.Hardtanh}
-
-
-def mlp(in_features: int, num_classes: int = 10, hidden: int = 32, depth: int = 2,
-        activation: str = "tanh", bias: bool = True, seed: int = 0) -> nn.Module:
-    """A small float64 MLP on flattened inputs, initialised after ``torch.manual_seed(seed)``.
-
-    The theory chapters need *smooth* networks (tanh, softplus) next to piecewise-linear
-    ones, which the VGG builder does not offer.
-    """
-    require(activation in MLP_ACTIVATIONS,
-            f"unknown activation {activation!r}; choose one of {sorted(MLP_ACTIVATIONS)}")
-    require(depth >= 1 and hidden >= 1, "depth and hidden must be positive")
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = in_features
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden, bias=bias), MLP_ACTIVATIONS[activation]()]
-            width = hidden
-        layers.append(nn.Linear(width, num_classes, bias=bias))
-        net = nn.Sequential(*layers).double().eval()
-    finally:
-        torch.random.set_rng_state(state)
-    return net
+def bias_sources(attribution: pd.DataFrame) -> pd.Series:
+    """Mean |contribution| per source of :func:`bias_attribution`, smallest first (the bars of the figure)."""
+    return attribution.groupby("source")["contribution"].apply(lambda c: c.abs().mean()).sort_values()
 
 
-# ---------------------------------------------------------------- plots
-
-def plot_residuals(table, ax=None, floor: float = 1e-17):
-    """Strip plot of the relative residual per model on a log axis (values below ``floor`` drawn at it)."""
+def bias_sources_figure(attribution: pd.DataFrame, preset: str):
+    """Where the trained teacher's overall bias comes from: :func:`bias_sources` as bars."""
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(6.5, 3.0))
+    bias_sources(attribution).plot.barh(ax=ax, color="C1")
+    ax.set_xlabel(rf"mean $|$contribution$|$ to $f(x) - \nabla f(x)^T x$ ({attribution['input'].nunique()} inputs)")
+    ax.set_title(f"where the trained VGG-9's overall bias comes from ({preset} preset)")
+    return fig
+
+
+def saturation_sweep(nets: dict, x: torch.Tensor, labels,
+                     scales=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)) -> pd.DataFrame:
+    """Section 4's figure: per input scale a, the fraction of saturated hard-tanh units at a x, the
+    hard-tanh net's median and the ReLU net's max relative residual (both bias-free VGG-4s)."""
+    hardtanh, relu = nets["hard-tanh VGG-4"], nets["VGG-4"]
+    return pd.DataFrame([{"scale": a, "saturated": _saturation_fraction(hardtanh, a * x),
+                          "hardtanh": relative_residual(hardtanh, a * x, labels).median().item(),
+                          "relu": relative_residual(relu, a * x, labels).max().item()} for a in scales])
+
+
+def saturation_figure(saturation: pd.DataFrame, floor: float = 1e-17):
+    """:func:`saturation_sweep`: residuals (left, exact zeros drawn at ``floor``) and saturation (right)."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.0, 3.4))
+    a1.loglog(saturation["scale"], np.maximum(saturation["hardtanh"], floor), marker="o", label="hard-tanh (median)")
+    a1.loglog(saturation["scale"], np.maximum(saturation["relu"], floor), marker="s", label="ReLU (max)")
+    a1.set_xlabel("input scale $a$ (network sees $a x$)"), a1.set_ylabel("relative residual")
+    a1.legend()
+    a2.semilogx(saturation["scale"], 100 * saturation["saturated"], marker="o", color="C2")
+    a2.set_xlabel("input scale $a$"), a2.set_ylabel("hard-tanh units saturated (%)")
+    fig.suptitle("bias-free VGG-4: saturation is a bias the gradient cannot see")
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def _saturation_fraction(model: nn.Module, x: torch.Tensor) -> float:
+    """Fraction of hard-tanh outputs at +-1: slope 0, so invisible to the gradient (Section 3's corollary)."""
+    counts = [0, 0]
+
+    def hook(module, inputs, output):
+        counts[0] += int(((output >= module.max_val) | (output <= module.min_val)).sum())
+        counts[1] += output.numel()
+
+    _run_with_hooks(model, x, nn.Hardtanh, hook, "the model has no hard-tanh units")
+    return counts[0] / counts[1]
+
+
+def _run_with_hooks(model: nn.Module, x: torch.Tensor, layer_type, hook, missing: str) -> None:
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layer_type)]
+    require(handles, missing)
+    try:
+        model.eval()(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+_ALL_TOGETHER = {"VGG-4": "VGG-4\nno bias", "VGG-9": "VGG-9\nno bias", "VGG-4 + biases": "VGG-4\n+ biases\n(init)",
+                 "VGG-4 + fresh BN": "VGG-4\n+ fresh\nBN", "VGG-4 + calibrated BN": "VGG-4\n+ calib.\nBN"}
+
+
+def residuals_figure(nets: dict, teacher: nn.Module, x: torch.Tensor, labels, floor: float = 1e-17):
+    """Every network of sections 1-4 on the same inputs (hard-tanh at input scale 3): the relative
+    residual per input on a log axis, values below ``floor`` drawn at it, the median as a bar."""
+    import matplotlib.pyplot as plt
+
+    models = {label: nets[name] for name, label in _ALL_TOGETHER.items()} | {"trained\nVGG-9": teacher}
+    table = pd.concat([_residual_table(models, x, labels),
+                       _residual_table({"hard-tanh\nVGG-4 (3x)": nets["hard-tanh VGG-4"]}, 3 * x, labels)])
+    fig, ax = plt.subplots(figsize=(7.0, 4.4))
     names = list(dict.fromkeys(table["model"]))
     rng = np.random.default_rng(0)
     for i, name in enumerate(names):
@@ -350,20 +318,93 @@ def plot_residuals(table, ax=None, floor: float = 1e-17):
     ax.set_ylabel(r"$|f(x) - \nabla f(x)^T x| \,/\, |f(x)|$")
     ax.axhline(2.2e-16, color="grey", ls=":", lw=1)
     ax.text(len(names) - 0.5, 2.2e-16, "float64 eps", va="bottom", ha="right", color="grey")
-    return ax
+    ax.set_title(f"relative residual of f(x) = grad f(x)$^T$x, {len(x)} inputs (bar: median)")
+    ax.tick_params(axis="x", labelsize=9)
+    fig.tight_layout()
+    return fig
 
 
-def plot_taylor(errors: dict, ax=None, floor: float = 1e-18, reference_slopes=(1, 2)):
-    """Median (and range over inputs) of the relative Taylor error vs ||dx||, log-log, one line per model.
+# ---------------------------------------------------------------- the remainder of Eq 1 (section 5)
 
-    ``errors`` maps a label to a :func:`taylor_error` frame. Dotted reference lines
-    show the slopes in ``reference_slopes``.
+def break_ties(x: torch.Tensor, scale: float = 1e-3, seed: int = 0) -> torch.Tensor:
+    """``x`` plus seeded Gaussian jitter of std ``scale``: moves inputs off linear-region boundaries.
+
+    Flat backgrounds give max-pooling windows with equal entries; such an input sits *on* a
+    boundary, where Eq 1's remainder is first order (:func:`maxpool_ties`).
     """
-    import matplotlib.pyplot as plt
-    import numpy as np
+    generator = torch.Generator().manual_seed(derived_seed(seed, "jitter"))
+    return x + scale * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
+
+@torch.no_grad()
+def maxpool_ties(model: nn.Module, x: torch.Tensor) -> list[float]:
+    """Per max-pooling layer, the fraction of windows whose maximum is attained twice or more.
+
+    At a tie the max is not differentiable: no eps > 0 makes Eq 1 exact in every direction.
+    Windows whose maximum is 0 (dead ReLUs, locally constant) do not count. Only
+    non-overlapping windows (kernel = stride, no padding).
+    """
+    fractions: list[float] = []
+
+    def hook(module, inputs, output):
+        k, s = module.kernel_size, module.stride
+        require(k == s and module.padding == 0, "maxpool_ties supports kernel = stride and no padding")
+        top = inputs[0].unfold(2, k, s).unfold(3, k, s).flatten(-2).topk(2, dim=-1).values
+        fractions.append(((top[..., 0] == top[..., 1]) & (top[..., 0] != 0)).double().mean().item())
+
+    _run_with_hooks(model, x, nn.MaxPool2d, hook, "the model has no max-pooling layers")
+    return fractions
+
+
+def _random_directions(x: torch.Tensor, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(derived_seed(seed, "directions"))
+    u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    return u / u.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
+
+
+def taylor_error(model: nn.Module, x: torch.Tensor, index, steps, seed: int = 0) -> pd.DataFrame:
+    """Eq 1's remainder |f(x + t u) - f(x) - t grad f(x)^T u| per input and step t, u a seeded random unit direction.
+
+    Falls like t^2 for a smooth net; for a piecewise-linear one it is rounding until x + t u
+    leaves x's linear region. Columns input, step, error, relative (error / |f(x)|).
+    """
+    value, grad, idx = _selected(model, x, index)
+    u = _random_directions(x, seed)
+    steps = torch.as_tensor(steps, dtype=x.dtype)
+    require(steps.dim() == 1 and bool((steps > 0).all()), "steps must be a 1-d list of positive step sizes")
+    slope = (grad * u).flatten(1).sum(1)
+    with torch.no_grad():  # one forward per step keeps memory at one batch
+        moved = torch.stack([model(x + t * u).gather(1, idx.view(-1, 1)).squeeze(1) for t in steps.tolist()])
+    error = (moved - value.unsqueeze(0) - steps.view(-1, 1).to(x.device) * slope.unsqueeze(0)).abs()
+    return pd.DataFrame([{"input": b, "step": steps[s].item(), "error": error[s, b].item(),
+                          "relative": (error[s, b] / value[b].abs()).item()}
+                         for s in range(len(steps)) for b in range(len(x))])
+
+
+def taylor_errors(teacher: nn.Module, inputs: Inputs, jittered: torch.Tensor, seed: int) -> dict:
+    """Section 5's figure: :func:`taylor_error` of the teacher on raw and jittered images and of a
+    smooth tanh MLP, over the preset's step grid from 1e-10 to 10."""
+    n, x = inputs.cfg["taylor_inputs"], inputs.x
+    xt, yt = x[:n], inputs.labels[:n]
+    steps = torch.logspace(-10, 1, inputs.cfg["steps"], dtype=torch.float64)
+    smooth = mlp(x[0].numel(), inputs.ds.num_classes, activation="tanh", seed=seed).to(inputs.where)
+    return {"trained VGG-9, raw images": taylor_error(teacher, xt, yt, steps, seed),
+            "trained VGG-9, jittered images": taylor_error(teacher, jittered, yt, steps, seed),
+            "tanh MLP (smooth)": taylor_error(smooth, xt, yt, steps, seed)}
+
+
+def smooth_order(errors: pd.DataFrame, low: float = 1e-5, high: float = 1e-1) -> float:
+    """The power p of remainder ~ step^p: the log-log slope of the median over inputs between ``low`` and ``high``."""
+    mid = errors[(errors["step"] >= low) & (errors["step"] <= high)].groupby("step")["relative"].median()
+    return loglog_slope(mid.index, mid.values)
+
+
+def taylor_figure(errors: dict, floor: float = 1e-18, reference_slopes=(1, 2)):
+    """Median (band: range over inputs) of each :func:`taylor_errors` remainder against the step, log-log,
+    with dotted reference slopes."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
     for label, frame in errors.items():
         g = frame.assign(relative=np.maximum(frame["relative"], floor)).groupby("step")["relative"]
         steps = np.asarray(g.median().index)
@@ -372,8 +413,7 @@ def plot_taylor(errors: dict, ax=None, floor: float = 1e-18, reference_slopes=(1
     steps = np.asarray(sorted(set().union(*[set(f["step"]) for f in errors.values()])))
     top = max(float(np.maximum(f["relative"], floor).max()) for f in errors.values())
     for p in reference_slopes:
-        anchor = steps[len(steps) // 2]
-        guide = 1e-6 * (steps / anchor) ** p
+        guide = 1e-6 * (steps / steps[len(steps) // 2]) ** p
         inside = guide <= top * 10
         ax.plot(steps[inside], guide[inside], color="grey", ls=":", lw=1)
         last = np.flatnonzero(inside)[-1]
@@ -383,76 +423,55 @@ def plot_taylor(errors: dict, ax=None, floor: float = 1e-18, reference_slopes=(1
     ax.set_xlabel(r"step $\|\Delta x\|$")
     ax.set_ylabel(r"$|f(x+\Delta x) - f(x) - \nabla f(x)^T \Delta x| \,/\, |f(x)|$")
     ax.legend()
-    return ax
-
-
-def plot_gradients(images: torch.Tensor, grads: torch.Tensor, titles, show_product: bool = True,
-                   width: float = 7.0):
-    """Each input above its gradient map (and gradient x input): the teacher's label "Jacobian" as a picture.
-
-    Diverging colours on one symmetric scale per row, with a colour bar, so a colour
-    means the same value in every panel of a row: red raises the label's logit, blue
-    lowers it. ``width``: the figure's width in inches (the book's column). Returns the Figure.
-    """
-    import matplotlib.pyplot as plt
-
-    rows = 3 if show_product else 2
-    n = len(images)
-    side = min(1.5, (width - 1.2) / n)
-    fig, axes = plt.subplots(rows, n, figsize=(width, side * rows + 0.8), squeeze=False)
-    maps = [[] for _ in range(rows)]
-    for i in range(n):
-        img, g = images[i].detach().cpu().double(), grads[i].detach().cpu().double()  # [C, H, W]
-        maps[0].append(img.mean(0))
-        maps[1].append(g.sum(0))
-        if show_product:
-            maps[2].append((g * img).sum(0))
-    for r in range(rows):
-        lim = max(float(m.abs().max()) for m in maps[r]) or 1.0
-        for i, panel in enumerate(maps[r]):
-            ax = axes[r, i]
-            if r == 0:
-                im = ax.imshow(panel.numpy(), cmap="gray")
-                ax.set_title(titles[i], fontsize=9)
-            else:
-                im = ax.imshow(panel.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
-            ax.set_xticks([]), ax.set_yticks([])
-        if r > 0:
-            bar = fig.colorbar(im, ax=list(axes[r]), fraction=0.04, pad=0.02)
-            bar.ax.tick_params(labelsize=9)
-            bar.formatter.set_powerlimits((-2, 2))
-    axes[0, 0].set_ylabel("input")
-    axes[1, 0].set_ylabel(r"$\nabla_x f_y$")
-    if show_product:
-        axes[2, 0].set_ylabel(r"$\nabla_x f_y \odot x$")
+    ax.set_title(f"remainder of Eq 1 along random directions ({frame['input'].nunique()} inputs; band: min-max)")
     return fig
 
 
+def exact_radius(errors: pd.DataFrame, tol: float = 1e-10) -> pd.Series:
+    """Per input, the largest step of the grid up to which the relative remainder stays below ``tol``:
+    a lower bound on the distance to the edge of x's linear region (NaN if the smallest step fails)."""
+    def radius(group):
+        group = group.sort_values("step")
+        ok, steps = (group["relative"] < tol).to_numpy(), group["step"].to_numpy()
+        if not ok[0]:
+            return float("nan")
+        return float(steps[(ok.argmin() if not ok.all() else len(ok)) - 1])
+
+    return errors.groupby("input").apply(radius, include_groups=False).rename("radius")
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of log|y| against log x: the power p of y ~ x^p."""
+    x = torch.tensor(np.array(x, dtype=np.float64))
+    y = torch.tensor(np.array(y, dtype=np.float64)).abs()
+    keep = (x > 0) & (y > 0) & torch.isfinite(y)
+    require(int(keep.sum()) >= 2, "need at least two positive points to fit a log-log slope")
+    lx, ly = x[keep].log(), y[keep].log()
+    lx = lx - lx.mean()
+    return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+
+
 def along_ray(model, x: torch.Tensor, index: torch.Tensor, steps, seed: int = 0) -> pd.DataFrame:
-    """f(x + t u) and its affine approximation f(x) + t ∇f(x)ᵀu for one input, over the steps t.
-
-    ``x``: one input (batch of 1); ``index``: the output (e.g. the label's logit); ``u``:
-    :func:`lakt.analysis.affine.random_directions`' unit direction for ``seed``. Columns
-    step, network, affine, relative (|network − affine| / |f(x)|).
-    """
+    """The explorer's data: f(x + t u) and its affine model f(x) + t grad f(x)^T u for one input
+    (batch of 1) along the seeded direction u of :func:`taylor_error`. Columns step, network,
+    affine, relative (|network - affine| / |f(x)|)."""
     logits, grad = logits_and_gradient(model, x, index)
-    value = logits.gather(1, index.view(-1, 1)).squeeze(1).detach()
-    u = random_directions(x, seed)
+    f0 = float(logits.gather(1, index.view(-1, 1)).squeeze(1).detach()[0])
+    u = _random_directions(x, seed)
     slope = float((grad.detach() * u).sum())
-    steps = torch.as_tensor(steps, dtype=x.dtype)
+    steps = torch.as_tensor(steps, dtype=x.dtype).tolist()
     with torch.no_grad():
-        moved = [float(model(x + t * u).gather(1, index.view(-1, 1))) for t in steps.tolist()]
-    f0 = float(value[0])
-    affine = [f0 + t * slope for t in steps.tolist()]
-    return pd.DataFrame({"step": steps.tolist(), "network": moved, "affine": affine,
+        moved = [float(model(x + t * u).gather(1, index.view(-1, 1))) for t in steps]
+    affine = [f0 + t * slope for t in steps]
+    return pd.DataFrame({"step": steps, "network": moved, "affine": affine,
                          "relative": [abs(m - a) / abs(f0) for m, a in zip(moved, affine)]})
-def plot_ray(ray: pd.DataFrame, step: float, ax=None):
-    """The network and its affine approximation along the ray (log step axis), the chosen step marked."""
-    import matplotlib.pyplot as plt
-    import numpy as np
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(BOOK_WIDTH, 3.8))
+
+def ray_figure(ray: pd.DataFrame, step: float):
+    """:func:`along_ray` on a log step axis, the chosen ``step`` marked and its remainder in the title."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(BOOK_WIDTH, 3.8))
     ax.plot(ray["step"], ray["network"], lw=2, label=r"network $f(x + t u)$")
     ax.plot(ray["step"], ray["affine"], "--", color="k", lw=1.2, label=r"affine $f(x) + t\,\nabla f(x)^T u$")
     ax.axvline(step, color="C3", lw=1)
@@ -462,5 +481,65 @@ def plot_ray(ray: pd.DataFrame, step: float, ax=None):
     ax.set_ylabel("label logit")
     ax.set_title(f"t = {ray['step'].iloc[i]:.1e}: relative remainder {ray['relative'].iloc[i]:.1e}")
     ax.legend(loc="best")
-    ax.figure.tight_layout()
-    return ax
+    fig.tight_layout()
+    return fig
+
+
+def gradients_figure(teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes, width: float = BOOK_WIDTH):
+    """Each image above the teacher's label gradient and gradient x input: the "Jacobian" as a picture.
+
+    One symmetric diverging scale per row, with a colour bar, so a colour means one value
+    across a row: red raises the label's logit, blue lowers it. Titles: label -> prediction.
+    """
+    import matplotlib.pyplot as plt
+
+    grads = output_gradient(teacher, images, labels)
+    with torch.no_grad():
+        predictions = teacher(images).argmax(1)
+    titles = [f"{classes[int(y)]} → {classes[int(p)]}" for y, p in zip(labels, predictions)]
+    n, side = len(images), min(1.5, (width - 1.2) / len(images))
+    fig, axes = plt.subplots(3, n, figsize=(width, side * 3 + 0.8), squeeze=False)
+    images, grads = images.detach().cpu().double(), grads.detach().cpu().double()
+    maps = [list(images.mean(1)), list(grads.sum(1)), list((grads * images).sum(1))]
+    for r, row in enumerate(maps):
+        lim = max(float(m.abs().max()) for m in row) or 1.0
+        for i, panel in enumerate(row):
+            ax = axes[r, i]
+            im = (ax.imshow(panel.numpy(), cmap="gray") if r == 0
+                  else ax.imshow(panel.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim))
+            ax.set_xticks([]), ax.set_yticks([])
+        if r == 0:
+            for ax, title in zip(axes[0], titles):
+                ax.set_title(title, fontsize=9)
+        else:
+            bar = fig.colorbar(im, ax=list(axes[r]), fraction=0.04, pad=0.02)
+            bar.ax.tick_params(labelsize=9)
+            bar.formatter.set_powerlimits((-2, 2))
+    for ax, label in zip(axes[:, 0], ("input", r"$\nabla_x f_y$", r"$\nabla_x f_y \odot x$")):
+        ax.set_ylabel(label)
+    return fig
+
+
+# ---------------------------------------------------------------- small nets for the theory chapters
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "hardtanh": nn.Hardtanh}
+
+
+def mlp(in_features: int, num_classes: int = 10, hidden: int = 32, depth: int = 2,
+        activation: str = "tanh", bias: bool = True, seed: int = 0) -> nn.Module:
+    """A float64 MLP on flattened inputs, seeded without touching the global generator: the smooth
+    (tanh, softplus) nets the theory needs beside piecewise-linear ones, which the VGGs do not offer."""
+    require(activation in _ACTIVATIONS, f"unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")
+    require(depth >= 1 and hidden >= 1, "depth and hidden must be positive")
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden, bias=bias), _ACTIVATIONS[activation]()]
+            width = hidden
+        layers.append(nn.Linear(width, num_classes, bias=bias))
+        return nn.Sequential(*layers).double().eval()
+    finally:
+        torch.random.set_rng_state(state)
