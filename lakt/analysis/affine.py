@@ -32,7 +32,8 @@ _SETTINGS = {  # inputs measured, inputs for the Taylor remainder, its step grid
 
 @dataclass
 class Inputs:
-    """The chapter's float64 test images ``x``, their ``labels`` (f = the label's logit) and context."""
+    """The chapter's float64 test images ``x`` and ``labels`` (f = the label's logit), the dataset, the VGGs'
+    ``shape``, the preset's counts ``cfg``, the device ``where`` and a one-line ``summary``."""
     ds: object
     x: torch.Tensor
     labels: torch.Tensor
@@ -89,17 +90,10 @@ def relative_residual(model: nn.Module, x: torch.Tensor, index) -> torch.Tensor:
     return (value - (grad * x).flatten(1).sum(1)).abs() / value.abs()
 
 
-def _residual_table(models: dict, x: torch.Tensor, index) -> pd.DataFrame:
-    """One row per (model, input): f, grad_dot_x, bias (their difference) and relative residual."""
-    rows = []
-    for name, model in models.items():
-        value, grad, idx = _selected(model, x, index)
-        linear = (grad * x).flatten(1).sum(1)
-        for b in range(len(x)):
-            rows.append({"model": name, "input": b, "output": int(idx[b]), "f": value[b].item(),
-                         "grad_dot_x": linear[b].item(), "bias": (value[b] - linear[b]).item(),
-                         "relative": ((value[b] - linear[b]).abs() / value[b].abs()).item()})
-    return pd.DataFrame(rows)
+def _residuals(models: dict, x: torch.Tensor, index) -> pd.DataFrame:
+    """:func:`relative_residual` of every model, one row per (model, input)."""
+    return pd.concat([pd.DataFrame({"model": name, "relative": relative_residual(m, x, index).cpu().numpy()})
+                      for name, m in models.items()], ignore_index=True)
 
 
 def untrained_nets(inputs: Inputs, seed: int) -> dict:
@@ -130,7 +124,7 @@ def untrained_nets(inputs: Inputs, seed: int) -> dict:
 
 def bias_free_table(nets: dict, x: torch.Tensor, labels) -> pd.DataFrame:
     """Section 1's table: median and max relative residual of the bias-free VGG-4 and VGG-9."""
-    table = _residual_table({name: nets[name] for name in ("VGG-4", "VGG-9")}, x, labels)
+    table = _residuals({name: nets[name] for name in ("VGG-4", "VGG-9")}, x, labels)
     return table.groupby("model")["relative"].agg(["median", "max"])
 
 
@@ -304,8 +298,8 @@ def residuals_figure(nets: dict, teacher: nn.Module, x: torch.Tensor, labels, fl
     import matplotlib.pyplot as plt
 
     models = {label: nets[name] for name, label in _ALL_TOGETHER.items()} | {"trained\nVGG-9": teacher}
-    table = pd.concat([_residual_table(models, x, labels),
-                       _residual_table({"hard-tanh\nVGG-4 (3x)": nets["hard-tanh VGG-4"]}, 3 * x, labels)])
+    table = pd.concat([_residuals(models, x, labels),
+                       _residuals({"hard-tanh\nVGG-4 (3x)": nets["hard-tanh VGG-4"]}, 3 * x, labels)])
     fig, ax = plt.subplots(figsize=(7.0, 4.4))
     names = list(dict.fromkeys(table["model"]))
     rng = np.random.default_rng(0)

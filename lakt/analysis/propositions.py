@@ -130,17 +130,8 @@ def _noisy_squared_error(residual, d, g, x, sigma, samples, seed, chunk) -> dict
             "rhs": noiseless + sigma ** 2 * jacobian, "residual": res_mean, "residual_se": res_se}
 
 
-def _softmax(model: nn.Module, temperature: float = 1.0) -> nn.Module:
-    return nn.Sequential(model, _Scale(1.0 / temperature), nn.Softmax(dim=1)).eval()
-
-
-class _Scale(nn.Module):
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x):
-        return x * self.factor
+def _softmax(model: nn.Module) -> nn.Module:
+    return nn.Sequential(model, nn.Softmax(dim=1)).eval()
 
 
 def _cross_entropy_check(target, soft, x, rhs, min_prob, sigma, samples, seed, chunk) -> dict:
@@ -156,9 +147,9 @@ def _cross_entropy_check(target, soft, x, rhs, min_prob, sigma, samples, seed, c
             "correction": rhs.mean().item() - noiseless, "min_student_prob": min_prob}
 
 
-def _equation2(teacher, student, x, sigma, temperature=1.0, samples=2000, seed=0, chunk=256) -> dict:
+def _equation2(teacher, student, x, sigma, samples=2000, seed=0, chunk=256) -> dict:
     """Soft-target cross-entropy under noise vs Eq 2; ``correction`` = its sigma^2 term (with 1/S_s)."""
-    t_soft, s_soft = _softmax(teacher, temperature), _softmax(student, temperature)
+    t_soft, s_soft = _softmax(teacher), _softmax(student)
     with torch.no_grad():
         tp, sp = t_soft(x), s_soft(x)
     rhs = eq2_right_side(tp, sp, full_jacobian(t_soft, x), full_jacobian(s_soft, x), sigma)

@@ -110,12 +110,15 @@ def test_bias_attribution_adds_up_to_the_overall_bias():
     assert (per_input["total"] - per_input["bias"]).abs().max() < 1e-10
 
 
-def test_residual_table_has_one_row_per_model_and_input():
+def test_residuals_have_one_row_per_model_and_input():
     x = images(4)
-    table = affine._residual_table({"a": vgg(bias=False, batch_norm=False), "b": vgg()}, x, LABELS[:4])
-    assert len(table) == 8 and set(table["model"]) == {"a", "b"}
-    assert torch.allclose(torch.tensor(table["bias"].to_numpy()),
-                          torch.tensor((table["f"] - table["grad_dot_x"]).to_numpy()))
+    nets = {"a": vgg(bias=False, batch_norm=False), "b": vgg()}
+    table = affine._residuals(nets, x, LABELS[:4])
+    assert len(table) == 8 and list(table["model"]) == ["a"] * 4 + ["b"] * 4
+    assert table["relative"].iloc[4:].tolist() == affine.relative_residual(nets["b"], x, LABELS[:4]).tolist()
+    value = nets["b"](x).gather(1, LABELS[:4].view(-1, 1)).squeeze(1)
+    bias = affine._overall_bias(nets["b"], x, LABELS[:4])
+    assert torch.allclose(torch.tensor(table["relative"].iloc[4:].to_numpy()), (bias / value).abs().detach())
 
 
 # ---------------------------------------------------------------- the remainder of Eq 1
