@@ -27,7 +27,7 @@ One command, four measurements, each written as a CSV under ``--out`` as soon as
    reflect-padded image and a horizontal flip, per image).
 
 ``projection.csv`` then turns the measured throughput into the paper protocol's hours
-(:func:`lakt.analysis.cost.project_concurrent_hours`: one seed of Tables 1-3, concurrency
+(:func:`project_concurrent_hours`: one seed of Tables 1-3, concurrency
 included). ``meta.json`` records device, versions, budget, elapsed time and what was skipped.
 """
 from __future__ import annotations
@@ -377,8 +377,8 @@ def main() -> None:
     conc_table = pd.DataFrame(conc)
     teach_table = pd.DataFrame(teach)
     width, batch = plan["projection"]
-    projection = cost.project_concurrent_hours(cost.paper_workload(batch), step_table, conc_table, teach_table,
-                                               precision=args.precision, width=width, batch=batch)
+    projection = project_concurrent_hours(cost.paper_workload(batch), step_table, conc_table, teach_table,
+                                          precision=args.precision, width=width, batch=batch)
     projection.to_csv(out / "projection.csv", index=False, float_format="%.4g")
     name = torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     meta = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda, "tiny": args.tiny,
@@ -387,6 +387,56 @@ def main() -> None:
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
 
     print("\n" + summary(step_table, pd.DataFrame(agreement), conc_table, teach_table, projection, meta))
+
+
+def _concurrency_speedup(concurrency, model: str, width: float, runs: int) -> tuple[int, float]:
+    """(k, summed images/s at k over images/s at k = 1) for the best measured k <= ``runs``; (1, 1.0) unmeasured."""
+    if concurrency is None or len(concurrency) == 0:
+        return 1, 1.0
+    rows = concurrency[(concurrency["model"] == model) & (concurrency["width"] == width)]
+    single, rows = rows[rows["k"] == 1], rows[rows["k"] <= max(1, runs)]
+    if len(single) == 0 or len(rows) == 0:
+        return 1, 1.0
+    best = rows.loc[rows["images_per_s"].idxmax()]
+    return int(best["k"]), float(best["images_per_s"] / single["images_per_s"].iloc[0])
+
+
+def project_concurrent_hours(workload, step_cost, concurrency=None, teacher_throughput=None, *, precision: str = "bf16",
+                             width: float = 1.0, batch: int = 128, teacher: str = "cached") -> "pd.DataFrame":
+    """Device hours of the paper protocol from this script's measurements.
+
+    Per workload row: the single-run rate of its (model, method) in ``step_cost`` (no
+    ``precision`` column: fp32) times the speed-up of k concurrent runs measured for the model
+    (k at most the phase's runs; assumed to carry over from the measured method to the others);
+    teachers at ``teacher_throughput`` (VGG-9 with augmentation) when given. Two rows each
+    (``bound``): ``images`` prices every image (a lower bound), ``steps`` every step as a full
+    ``batch`` (an upper bound for the small subsets).
+    """
+    import pandas as pd
+
+    from lakt.core.errors import require
+
+    cost = step_cost[(step_cost["width"] == width) & (step_cost["batch"] == batch)]
+    if "precision" in cost:
+        cost = cost[cost["precision"] == precision]
+    require(len(cost) > 0, f"the step-cost file has no rows at width {width}, batch {batch}, precision {precision}; "
+                           "run python benchmarks/gpu_figures.py without --tiny")
+    rate = cost[cost["teacher"].isin([teacher, "none"])].set_index(["model", "method"])["images_per_s"]
+    teacher_rate = None
+    if teacher_throughput is not None and len(teacher_throughput):
+        hit = teacher_throughput[(teacher_throughput["width"] == width) & teacher_throughput["augmented"].astype(bool)]
+        teacher_rate = float(hit["images_per_s"].iloc[0]) if len(hit) else None
+    phase_runs, rows = workload.groupby("phase")["runs"].sum(), []
+    for r in workload.itertuples(index=False):
+        single = rate.get((r.model, r.method), float("nan"))
+        if r.phase.startswith("teacher") and teacher_rate is not None:
+            single = teacher_rate
+        k, speedup = _concurrency_speedup(concurrency, r.model, width, int(phase_runs[r.phase]))
+        for bound, work in (("images", r.image_steps), ("steps", r.steps * batch)):
+            rows.append({**r._asdict(), "images_per_s": single, "k": k, "speedup": speedup, "bound": bound,
+                         "hours": work / (single * speedup) / 3600, "device": cost["device"].iloc[0],
+                         "precision": precision, "width": width, "batch": batch})
+    return pd.DataFrame(rows)
 
 
 def summary(step_table, agreement, conc_table, teach_table, projection, meta) -> str:

@@ -93,7 +93,7 @@ def _tables():
 def test_projection_divides_work_by_the_measured_rate_and_concurrency_gain():
     step, conc, teacher = _tables()
     workload = cost.paper_workload()
-    proj = cost.project_concurrent_hours(workload, step, conc, teacher, precision="bf16")
+    proj = _module().project_concurrent_hours(workload, step, conc, teacher, precision="bf16")
     images = proj[proj["bound"] == "images"].set_index(["phase", "method"])
     t1 = images.loc[("Table 1 students", "act+jac+ce")]
     # 7 Table-1 columns x 500 epochs x (5+10+50+100+500+1000+5000)*10 images, at 4000/s x 3 (k = 4 is best)
@@ -111,17 +111,17 @@ def test_projection_divides_work_by_the_measured_rate_and_concurrency_gain():
 
 def test_projection_without_concurrency_assumes_no_gain_and_refuses_a_missing_setting():
     step, _, _ = _tables()
-    proj = cost.project_concurrent_hours(cost.paper_workload(), step, None, None, precision="bf16")
+    proj = _module().project_concurrent_hours(cost.paper_workload(), step, None, None, precision="bf16")
     assert (proj["speedup"] == 1).all() and (proj["k"] == 1).all()
     with pytest.raises(LaktError, match="gpu_figures"):
-        cost.project_concurrent_hours(cost.paper_workload(), step, precision="fp32")
+        _module().project_concurrent_hours(cost.paper_workload(), step, precision="fp32")
 
 
 def test_load_gpu_figures_reads_what_the_command_wrote_or_names_the_command(tmp_path):
     with pytest.raises(LaktError, match="gpu_figures.py --out"):
         cost.load_gpu_figures(tmp_path)
     step, conc, teacher = _tables()
-    proj = cost.project_concurrent_hours(cost.paper_workload(), step, conc, teacher)
+    proj = _module().project_concurrent_hours(cost.paper_workload(), step, conc, teacher)
     proj.to_csv(tmp_path / "projection.csv", index=False)
     (tmp_path / "meta.json").write_text(json.dumps({"device": "gpu", "skipped": []}))
     figures = cost.load_gpu_figures(tmp_path)
