@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown
 
 from ..core.errors import require
 from ..core.methods import PAPER_METHODS
@@ -31,6 +30,12 @@ _TARGETS = (  # (what, method, teacher mode, limit on the step-time ratio to CE)
     ("the same, 1/8 of the batch moved", "act+fdjac+ce@0.125", "cached", 1.3),
 )
 _MEMORY_LIMIT = 3.0
+
+
+def _markdown(text: str):
+    from IPython.display import Markdown  # the chapter's readings; the benchmarks import this module without IPython
+
+    return Markdown(text)
 
 
 def _setting(model, width, batch, batch_label: str = "b", quarter: bool = False) -> str:
@@ -123,12 +128,12 @@ def _span(frame, column="measured") -> str:
     return f"{frame[column].min():.2f}–{frame[column].max():.2f}×"
 
 
-def targets_reading(checks: pd.DataFrame, explain: str) -> Markdown:
+def targets_reading(checks: pd.DataFrame, explain: str):
     """What :func:`targets` says, with the teacher's share of the finite-difference step read from the profiles."""
     exact = checks[checks["method"].isin(["act+jac+ce", "jac+ce"])]
     fd, fd8 = checks[checks["method"] == "act+fdjac+ce"], checks[checks["method"] == "act+fdjac+ce@0.125"]
     share = [int(v) for v in re.findall(r"teacher forward at x \+ h v [^%]*? (\d+)%", explain)]
-    return Markdown(
+    return _markdown(
         f"**Reading.** Exact per-sample Jacobian matching (Act+Jac+CE, Jac+CE) costs {_span(exact)} a CE step: "
         f"within 2.0× in {int(exact['met'].sum())} of {len(exact)} (method, setting) cells. The finite-difference "
         f"estimator with a quarter of the batch moved costs {_span(fd)} (within 1.3× in {int(fd['met'].sum())} of "
@@ -226,7 +231,7 @@ def show_gpu_tables(gpu: dict, tables: dict) -> None:
     meta, agree = gpu["meta"], gpu["bf16_agreement"]
     display(styled(tables["ratios"], f"Step time relative to a CE step on {meta['device']} "
                    f"(torch {meta['torch']}; median of interleaved rounds)"))
-    display(Markdown(f"bf16 against fp32, same weights and batch: {int(agree['within'].sum())} of {len(agree)} loss "
+    display(_markdown(f"bf16 against fp32, same weights and batch: {int(agree['within'].sum())} of {len(agree)} loss "
                      f"terms within {agree['tolerance'].iloc[0]:.0%}; the largest relative difference is "
                      f"{agree['rel_diff'].max():.2%}. Skipped for the time budget: {'; '.join(meta['skipped'])}."))
     display(styled(tables["concurrency"], "Concurrent VGG-4 ×¼ students (Act+Jac+CE, bf16, batch 128) sharing the "
@@ -237,7 +242,7 @@ def show_gpu_tables(gpu: dict, tables: dict) -> None:
                    "(hours; 'images': every image step at the measured rate; 'steps': small subsets priced as full steps)"))
 
 
-def gpu_reading(tables: dict) -> Markdown:
+def gpu_reading(tables: dict):
     """What the GPU tables say about the price of exact matching and the one-GPU-hour goal."""
     ratios, conc, total = tables["ratios"], tables["concurrency"], tables["hours"].sum()
 
@@ -246,7 +251,7 @@ def gpu_reading(tables: dict) -> Markdown:
         return f"{rows.min():.1f}–{rows.max():.1f}×"
 
     gain = conc.loc[conc.index.max(), "images_per_s"] / conc.loc[1, "images_per_s"]
-    return Markdown(
+    return _markdown(
         f"So on this GPU exact per-sample Act+Jac+CE costs {span('act+jac+ce', 'fp32')} a CE step in fp32 and "
         f"{span('act+jac+ce', 'bf16')} in bf16 at these small networks, where a step lasts a few milliseconds and "
         f"kernel launches rather than arithmetic set the price; the finite-difference estimator costs "
@@ -308,9 +313,9 @@ def estimator_comparison(real_preset: str, fdjac_preset: str, results) -> Estima
                      provenance(fd, [m for _, m in runs.finished(fd, results)], fdjac_preset))
 
 
-def estimator_sizes(est: Estimator) -> Markdown:
+def estimator_sizes(est: Estimator):
     """The first-epoch sizes of the finite-difference term and of the activation term: why γ needs a grid of its own."""
-    return Markdown(f"First-epoch size of the finite-difference term (unweighted, mean over seeds): "
+    return _markdown(f"First-epoch size of the finite-difference term (unweighted, mean over seeds): "
                     f"{est.fd_first.min().min():.0f}–{est.fd_first.max().max():.0f}; the activation term's: "
                     f"{est.act_first.min().min():.0f}–{est.act_first.max().max():.0f}.")
 
@@ -326,7 +331,7 @@ def estimator_table(est: Estimator):
                   provenance=est.provenance, wrap=True, formats={"p (Holm)": "{:.2g}"})
 
 
-def estimator_reading(est: Estimator, step_cost: pd.DataFrame) -> Markdown:
+def estimator_reading(est: Estimator, step_cost: pd.DataFrame):
     """Is the cheap estimator as good as exact matching, and at what price (this chapter's CPU step costs)?"""
     cached = step_cost[step_cost["teacher"].isin(["cached", "none"])]
     price = cached.pivot_table(index="method", columns=["model", "width", "batch"], values="ratio_to_ce")
@@ -341,7 +346,7 @@ def estimator_reading(est: Estimator, step_cost: pd.DataFrame) -> Markdown:
                  f"({', '.join(f'{v:.1f}' for v in pooled)}%): the best weight may lie beyond the grid"
                  + (", towards γ = 0, i.e. Act alone." if edge == "smallest" and trend == "falls" else ".")
                  if edge and trend else "")
-    return Markdown(
+    return _markdown(
         f"**Is the cheap estimator as good?** At its validation-chosen {chosen}, Act+FDJac minus exact Act+Jac at "
         f"{est.pick['act+jac']}: {said(main)}; against Act: {said(vs_act)}. **At what price:** a step of "
         f"Act+FDJac+CE with an eighth of the batch moved, as in these runs, costs {span('act+fdjac+ce@0.125')} a CE "
