@@ -76,7 +76,7 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
     """Accuracy against input-noise σ, one line per Jacobian-penalty strength (error bars: std).
 
     A flatter line is a more noise-robust network. With ``paper`` (either
-    :func:`lakt.paper.table3` or :func:`paper_robustness_table`), a second panel
+    :func:`lakt.analysis.report.table3` or :func:`paper_robustness_table`), a second panel
     shows the paper's Table 3; penalties share a colour map across panels.
     """
     import matplotlib.pyplot as plt
@@ -204,3 +204,26 @@ def plot_penalties_at_sigma(ours: pd.DataFrame, sigma: float, paper: pd.DataFram
     ax.legend(loc="lower right")
     ax.figure.tight_layout()
     return ax
+
+
+def plot_budget(table: pd.DataFrame, size: int = 100):
+    """Student accuracy against optimiser steps (log x) at one size, one line per method and setting:
+    does a comparison's answer depend on how long the students train? Error bars: std over seeds.
+    ``table``: :func:`lakt.analysis.report.budget_table`."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    with sns.axes_style("whitegrid"):
+        fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    styles = ["-", "--", ":", "-."]
+    for (method, setting), rows in table.groupby(["method", "setting"], sort=False):
+        same = list(dict.fromkeys(table.loc[table["method"] == method, "setting"]))
+        label = SHORT_NAMES.get(method, method) + (f" ({setting})" if len(same) > 1 else "")
+        ax.errorbar(rows["steps"], rows["mean"], yerr=rows["std"].fillna(0), marker="o", ms=4, capsize=3,
+                    color=method_color(method), ls=styles[same.index(setting) % 4], label=textwrap.fill(label, 30))
+    _log_x(ax, sorted(set(table["steps"])))
+    ax.set_xlabel("optimiser steps (log)")
+    ax.set_ylabel(f"student test accuracy (%), {size} per class")
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -58,7 +58,7 @@ METHOD_COLORS = {
 }
 """One colour per method, the same in every figure of the book (Okabe-Ito first)."""
 
-VERDICT_COLORS = {"holds": "#d9f2d9", "partly": "#fff3c4", "does not hold": "#f8d7d3",
+VERDICT_COLORS = {"holds": "#d9f2d9", "not shown": "#fff3c4", "reversed": "#f8d7d3",
                   "not testable here": "#e8e8e8", "not run": "#e8e8e8"}
 """Background of a verdict word in a table."""
 

@@ -1,26 +1,16 @@
-"""What the experiment chapters (3, 4, 5) show, computed from the run cache.
+"""The tables the experiment chapters (3, 4, 5, the appendix) show, read from the run cache, and the
+paper's own numbers beside them. Nothing here trains and nothing here tests: the comparisons
+and their statistics are :mod:`lakt.analysis.answers`', the figures :mod:`lakt.analysis.figures`'.
 
-The chapters only narrate: every table, figure and reading of the results comes
-from here, so the three notebooks share one implementation and the unit tests
-cover it. Inputs are the :class:`lakt.runs.RunConfig` lists of a preset
-and the results folder (``runs/``); nothing here trains.
-
-* :func:`transfer_table` / :func:`plot_transfer` / :func:`transfer_reading` --
-  Tables 1 and 2 (students distilled from a teacher on per-class subsets);
-* :func:`robustness_table` / :func:`plot_robustness` / :func:`robustness_reading` --
-  Table 3 (accuracy under Gaussian input noise);
-* (paired comparisons live in :mod:`lakt.analysis.answers`) --
-  methods against a reference row, paired by seed (the beyond-the-paper methods against
-  single-output Jacobian matching; Act+Jac at several Jacobian weights γ against Act);
-* :func:`beside_paper` -- our table next to the paper's, with the difference (or,
-  when our dataset is not the paper's, each row's gain over a baseline);
-* :func:`provenance` -- the one line that says where the numbers come from;
-* :func:`data_available` -- whether a dataset can be loaded from ``data_root``.
+* which runs: :func:`transfer_runs`, :func:`robustness_runs`, :func:`data_available`;
+* Tables 1-2: :func:`transfer_table`, :func:`loss_terms`, :func:`teacher_recipes`, :func:`frozen_runs`;
+* Table 3: :func:`noise_curves` (one row per run and σ), :func:`robustness_table`, :func:`noise_spread`;
+* beside the paper: :func:`table1`, :func:`table2`, :func:`table3`, :func:`beside_paper`;
+* where the numbers come from: :func:`provenance`.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +18,8 @@ import pandas as pd
 
 from .. import runs
 from ..core.errors import require
-from ..core.methods import row_name, split_row_name
-from .palette import SHORT_NAMES
+from ..core.methods import PAPER_METHODS, row_name, split_row_name
+from .palette import SHORT_NAMES, method_label
 from .palette import Shown, provenance_note, provenance_summary, styled  # noqa: F401  (the chapters call report.styled)
 
 DATASET_LABELS = {
@@ -171,7 +161,7 @@ def transfer_table(configs, results) -> pd.DataFrame:
     training seeds; NaN with one seed), ``text`` ("mean ± std", as the paper prints
     its tables) and ``seeds`` (how many seeds finished). Rows keep the configs'
     method order (the paper's for the presets). ``table["mean"]`` lines up with
-    :func:`lakt.paper.table1` / ``table2``.
+    :func:`table1` / :func:`table2`.
     """
     runs = _student_runs(configs, results)
     long = (runs.groupby(["method", "n_per_class"])["test_acc"]
@@ -179,6 +169,30 @@ def transfer_table(configs, results) -> pd.DataFrame:
     wide = _wide(long, "method", "n_per_class")
     order = list(dict.fromkeys(run_label(c) for c in configs if c.kind == "student"))
     return wide.reindex([m for m in order if m in wide.index]).rename_axis("method")
+
+
+BUDGET_ROWS = (("ce", ""), ("act", ""), ("act+jac", "γ=1"), ("act+jac", "γ=100"), ("kd", "T=4 α=0.5"))
+"""The (method, setting) rows trained at every budget (:func:`budget_table`)."""
+
+
+def budget_table(presets, results, size: int = 100, rows=BUDGET_ROWS) -> pd.DataFrame:
+    """Test accuracy against training steps at ``size`` per class: one row per (method, setting, steps)
+    of ``rows`` over the presets' finished students -- mean, std over seeds, seeds. Steps are the
+    optimiser steps each run took (epochs × batches per epoch), so presets of different budgets line
+    up on one axis."""
+    from ..analysis.answers import setting_label
+    from ..core.train import steps_per_epoch
+
+    found = []
+    for name in presets:
+        for c, m in _finished(runs.preset(name), results, "student"):
+            if c.n_per_class == size and (c.method, setting_label(c.knobs)) in rows:
+                found.append({"method": c.method, "setting": setting_label(c.knobs), "seed": c.seed,
+                              "steps": c.epochs * steps_per_epoch(size * NUM_CLASSES[c.dataset], c.batch_size),
+                              "test_acc": m["test_acc"]})
+    require(found, f"no finished student at {size} per class among the presets {list(presets)}")
+    g = pd.DataFrame(found).drop_duplicates(["method", "setting", "seed", "steps"]).groupby(["method", "setting", "steps"])
+    return g["test_acc"].agg(mean="mean", std="std", seeds="count").reset_index()
 
 
 def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
@@ -203,47 +217,47 @@ def loss_terms(configs, results, term: str, epoch: int = -1) -> pd.DataFrame:
     return table.reindex([m for m in order if m in table.index])
 
 
-def pooled_stats(means, stds, counts) -> tuple[float, float, int]:
-    """Mean and sample std of all values of several groups, from each group's mean, std and size.
-
-    ``stds`` are sample stds (ddof=1, as torch and :mod:`lakt.robustness` report
-    them). The result is what ``np.std(all_values, ddof=1)`` would give; with a
-    single value in all the std is 0 (e.g. the clean accuracy of one net: nothing
-    random was drawn).
-    """
-    m = np.asarray(means, dtype=float)
-    s = np.nan_to_num(np.asarray(stds, dtype=float))
-    n = np.asarray(counts, dtype=float)
-    total = n.sum()
-    grand = float((n * m).sum() / total)
-    if total <= 1:
-        return grand, 0.0, int(total)
-    ss = ((n - 1) * s ** 2).sum() + (n * (m - grand) ** 2).sum()
-    return grand, float(math.sqrt(ss / (total - 1))), int(total)
+def noise_curves(configs, results) -> pd.DataFrame:
+    """Accuracy under input noise of each finished robust run: columns form (its method), penalty, seed,
+    sigma, acc (the mean over its noise draws) and draw_std (their std; NaN at σ = 0, nothing drawn)."""
+    rows = [{"form": c.method, "penalty": c.penalty, "seed": c.seed, "sigma": r["sigma"], "acc": r["mean"],
+             "draw_std": r["std"] if r["trials"] > 1 else np.nan}
+            for c, m in _finished(configs, results, "robust") for r in m["noise"]]
+    require(rows, "no finished robust runs among these configs; run them with `lakt sweep --preset PRESET`")
+    return pd.DataFrame(rows)
 
 
-def robustness_table(configs, results) -> pd.DataFrame:
-    """Accuracy (%) under input noise as penalty × σ: mean ± std over noise draws *and* training seeds.
+def paper_curves(long: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 3 (:func:`table3`) as :func:`noise_curves` of one net (seed 0, the logit penalty)."""
+    return long.rename(columns={"mean": "acc", "std": "draw_std"}).assign(form="ce+jacnorm", seed=0)
 
-    Each robust run stores, per σ, the mean and std over its noise draws; the seeds'
-    draws are pooled (:func:`pooled_stats`), so the std covers both sources of
-    variation. Columns are (stat, sigma) with stats ``mean``, ``std``, ``text``,
-    ``draws`` (values pooled) and ``seeds``.
-    """
-    done = _finished(configs, results, "robust")
-    require(done, "no finished robust runs among these configs; run them with lakt.runs.sweep(configs, results)")
-    rows = [{"penalty": c.penalty, "seed": c.seed, **r} for c, m in done for r in m["noise"]]
-    runs = pd.DataFrame(rows)
-    long = []
-    for (penalty, sigma), g in runs.groupby(["penalty", "sigma"]):
-        mean, std, draws = pooled_stats(g["mean"], g["std"], g["trials"])
-        long.append({"penalty": penalty, "sigma": sigma, "mean": mean, "std": std if draws > 1 else float("nan"),
-                     "draws": draws, "seeds": g["seed"].nunique()})
-    return _wide(pd.DataFrame(long), "penalty", "sigma")
+
+def noise_spread(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per (form, penalty, σ): the mean accuracy, its std over training seeds, and the noise draws' std
+    within a run (root mean square over the seeds) -- the two sources of spread, shown apart."""
+    g = curves.assign(draw_var=curves["draw_std"] ** 2).groupby(["form", "penalty", "sigma"])
+    return pd.DataFrame({"mean": g["acc"].mean(), "seed std": g["acc"].std(ddof=1), "seeds": g["acc"].count(),
+                         "draw std": np.sqrt(g["draw_var"].mean())})
+
+
+def robustness_table(configs, results, form: str | None = None) -> pd.DataFrame:
+    """Accuracy (%) under input noise as penalty × σ, mean ± std over training seeds.
+
+    Columns (stat, sigma), stats mean, std, text, seeds; the noise draws' own spread is
+    :func:`noise_spread`'s. ``form``: the penalised nets' method when the configs hold both
+    (``ce+jacnorm``, the logit penalty; ``ce+logjacnorm``, Eq 3's); the unpenalised nets are
+    every form's row 0."""
+    curves = noise_curves(configs, results)
+    if form is not None:
+        curves = curves[(curves["form"] == form) | (curves["penalty"] == 0)]
+    require(curves[curves["penalty"] > 0]["form"].nunique() <= 1,
+            "these runs hold two penalty forms; pick one with form='ce+jacnorm' or form='ce+logjacnorm'")
+    long = noise_spread(curves.assign(form="")).reset_index().rename(columns={"seed std": "std"})
+    return _wide(long[["penalty", "sigma", "mean", "std", "seeds"]], "penalty", "sigma")
 
 
 def paper_robustness_table(long: pd.DataFrame) -> pd.DataFrame:
-    """The paper's Table 3 (long form, :func:`lakt.paper.table3`) in :func:`robustness_table`'s shape."""
+    """The paper's Table 3 (long form, :func:`table3`) in :func:`robustness_table`'s shape."""
     long = long.copy()
     long["std"] = long["std"].where(long["sigma"] > 0)  # σ = 0 is printed without a std
     return _wide(long[["penalty", "sigma", "mean", "std"]], "penalty", "sigma")
@@ -299,8 +313,6 @@ def beside_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, same_data: bool = T
 
 def teacher_beside_paper(teacher_metrics: dict, dataset: str, paper_dataset: str) -> pd.DataFrame:
     """The VGG-9 teacher's test accuracy next to the paper's (90.94% CIFAR-10, 64.78% CIFAR-100)."""
-    from .paper import TEACHER_ACCURACY
-
     return pd.DataFrame({"dataset": [dataset_label(dataset), dataset_label(paper_dataset)],
                          "test accuracy (%)": [teacher_metrics["test_acc"], TEACHER_ACCURACY[paper_dataset]]},
                         index=pd.Index(["ours", "paper"], name="VGG-9 teacher"))
@@ -408,3 +420,72 @@ def _infer_preset(configs) -> str | None:
         if all(_signature(c) in known for c in configs):
             return name
     return None
+
+
+# ---------------------------------------------------------------- the paper's numbers
+# Tables 1, 2, 3 and the teachers, transcribed as data: rows indexed by lakt's method names,
+# columns examples per class (Tables 1-2) or σ (Table 3), test accuracy in percent as printed.
+
+TEACHER_ACCURACY = {"cifar10": 90.94, "cifar100": 64.78}
+"""VGG-9 teachers' test accuracy (Section 5.1)."""
+
+_TABLE1 = [  # CIFAR-10; 5000 per class is the full training set
+    [28.92, 33.8, 53.6, 61.05, 76.01, 77.63, 84.56],
+    [35.8, 40.79, 59.98, 67.22, 80.55, 81.77, 87.65],
+    [34.47, 39.43, 58.18, 65.05, 76.82, 78.21, 84.76],
+    [39.78, 43.4, 62.17, 69.15, 80.28, 82.23, 87.29],
+    [36.73, 41.61, 60.71, 68.32, 82.19, 84.00, 88.64],
+    [41.43, 46.03, 63.5, 70.17, 80.98, 82.75, 85.56],
+]
+_TABLE2 = [  # CIFAR-100; 500 per class is the full training set
+    [5.69, 13.9, 20.03, 37.6, 44.92, 54.28],
+    [12.13, 26.97, 33.92, 46.47, 50.92, 56.65],
+    [6.78, 23.94, 32.03, 45.71, 51.47, 53.44],
+    [13.78, 33.39, 39.55, 49.49, 52.43, 54.57],
+    [10.73, 28.56, 33.6, 45.73, 50.15, 56.59],
+    [13.09, 33.31, 38.16, 47.79, 50.06, 51.33],
+]
+_TABLE3_MEAN = [  # CIFAR-100, VGG-9; rows: regularisation strength
+    [64.78, 61.9, 47.53, 29.63, 17.69],
+    [64.67, 61.85, 49.47, 32.24, 19.63],
+    [65.62, 63.36, 53.57, 37.38, 23.99],
+    [64.26, 62.85, 56.57, 44.99, 31.97],
+    [63.59, 62.66, 57.53, 47.48, 35.43],
+]
+_TABLE3_STD = [
+    [0.0, 0.07, 0.23, 0.16, 0.17],
+    [0.0, 0.15, 0.07, 0.28, 0.17],
+    [0.0, 0.18, 0.23, 0.18, 0.19],
+    [0.0, 0.05, 0.21, 0.28, 0.15],
+    [0.0, 0.13, 0.17, 0.14, 0.11],
+]
+TABLE3_PENALTIES = (0.0, 0.01, 0.1, 0.5, 1.0)
+TABLE3_SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.4)
+
+
+def _frame(values, columns) -> pd.DataFrame:
+    df = pd.DataFrame(values, index=pd.Index(PAPER_METHODS, name="method"),
+                      columns=pd.Index(columns, name="n_per_class"))
+    return df
+
+
+def table1() -> pd.DataFrame:
+    """Table 1: CIFAR-10 knowledge transfer, VGG-9 teacher -> VGG-4 student."""
+    return _frame(_TABLE1, [5, 10, 50, 100, 500, 1000, 5000])
+
+
+def table2() -> pd.DataFrame:
+    """Table 2: CIFAR-100 knowledge transfer, VGG-9 teacher -> VGG-4 student."""
+    return _frame(_TABLE2, [1, 5, 10, 50, 100, 500])
+
+
+def table3() -> pd.DataFrame:
+    """Table 3 in long form: penalty, sigma, mean, std (CIFAR-100, VGG-9)."""
+    rows = [{"penalty": p, "sigma": s, "mean": _TABLE3_MEAN[i][j], "std": _TABLE3_STD[i][j]}
+            for i, p in enumerate(TABLE3_PENALTIES) for j, s in enumerate(TABLE3_SIGMAS)]
+    return pd.DataFrame(rows)
+
+
+def method_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same table with the paper's row names instead of lakt's method names."""
+    return frame.rename(index=method_label)

@@ -278,11 +278,14 @@ PRESETS["cifar10-cpu-v3-fdjac"] = dataclasses.replace(
 #   the values chosen on validation at v3's 600-step proxy;
 # - table3: the logit penalty at lambda 1e-5..1e-3 (beside v3's 0.01..1) and Eq 3's
 #   log-softmax penalty at the paper's 0.01..1, 2 seeds, v3's Table 3 protocol;
+# - readings: Act+Jac(+CE) at the gammas that the paper's unstated reductions amount to and v3's
+#   grid {1, 10, 100, 1000} lacks (READING_GAMMAS; lakt.core.losses' table), at v3's protocol;
 # - rung: 2,400 steps at 100 per class (CE, Act, Act+Jac at gamma 1 and 100, KD), for
 #   accuracy against steps (600 from v3, 2,400, 8,000 from main);
 # - grids: the grid edges at v3's proxy -- AT beta 250, 1000, 2000 (500 is v3's), sigma 0.01,
 #   FDJac gamma 0.01 -- and gamma's neighbours 10, 1000 at 100 per class, 500 epochs.
 _V3 = PRESETS["cifar10-cpu-v3"]
+READING_GAMMAS = (3e-4, 3e-3)   # Jac as a mean over D = 3,072 (1/D), and both terms as means (k/D)
 _V4_MAIN = ("ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac", "noisy-act", "kd", "at+ce")
 PRESETS["cifar10-cpu-v4-main"] = dataclasses.replace(
     _V3, name="cifar10-cpu-v4-main", description="v4 main table: v3's comparisons for 500 epochs at 5-100 per class",
@@ -295,6 +298,10 @@ PRESETS["cifar10-cpu-v4-table3"] = dataclasses.replace(
 PRESETS["cifar10-cpu-v4-table3-eq3"] = dataclasses.replace(
     _V3, name="cifar10-cpu-v4-table3-eq3", description="v4 Table 3: Eq 3's log-softmax penalty at the paper's strengths",
     methods=(), penalties=(0.01, 0.1, 0.5, 1.0), robust_method="ce+logjacnorm")
+PRESETS["cifar10-cpu-v4-readings"] = dataclasses.replace(
+    _V3, name="cifar10-cpu-v4-readings", description="v4: the paper's unstated reductions as gamma, on v3's grid",
+    sizes=(5, 10, 50, 100), methods=("act+jac", "act+jac+ce"), jac_weights=READING_GAMMAS, penalties=(),
+    robust_seeds=())
 PRESETS["cifar10-cpu-v4-rung"] = dataclasses.replace(
     _V3, name="cifar10-cpu-v4-rung", description="v4: 2,400 steps at 100 per class",
     student_steps=2400, sizes=(100,), methods=("ce", "act", "act+jac", "kd"), jac_weights=(1.0, 100.0),
@@ -310,7 +317,8 @@ PRESETS["cifar10-cpu-v4-neighbours"] = dataclasses.replace(
     PRESETS["cifar10-cpu-v4-main"], name="cifar10-cpu-v4-neighbours",
     description="v4: gamma 10 and 1000 at 100 per class, 500 epochs", sizes=(100,),
     methods=("act+jac", "act+jac+ce"), jac_weights=(10.0, 1000.0))
-_V4_PARTS = ("cifar10-cpu-v4-main", "cifar10-cpu-v4-table3", "cifar10-cpu-v4-table3-eq3", "cifar10-cpu-v4-rung",
+_V4_PARTS = ("cifar10-cpu-v4-main", "cifar10-cpu-v4-table3", "cifar10-cpu-v4-table3-eq3", "cifar10-cpu-v4-readings",
+             "cifar10-cpu-v4-rung",
              "cifar10-cpu-v4-edges", "cifar10-cpu-v4-fdjac-edge", "cifar10-cpu-v4-neighbours")
 PRESETS["cifar10-cpu-v4"] = dataclasses.replace(
     _V3, name="cifar10-cpu-v4", parts=_V4_PARTS,

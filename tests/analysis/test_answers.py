@@ -1,10 +1,13 @@
-"""The four questions answered from runs: hand-made run tables and noise curves whose answers are known."""
+"""The paper's claims answered from runs: hand-made run tables and noise curves whose answers are known,
+statistics checked against scipy's paired t-test and Holm's correction worked by hand."""
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from lakt.analysis import answers
+from lakt.analysis import answers, report
 from lakt.core.errors import LaktError
 
 
@@ -13,23 +16,49 @@ def _row(method, n, seed, test, val=50.0, **knobs):
     return {"method": method, "n_per_class": n, "seed": seed, "val_acc": val, "test_acc": test, **base, **knobs}
 
 
+WOBBLE = {0: -1.0, 1: 0.0, 2: 1.0}
+
+
 def _table(seeds=(0, 1, 2)):
-    """CE at 40 + seed; Act 3 points above it at every seed (a clean win); Act+Jac at γ=1
-    equal to Act +- 1 by seed (a tie: mean 0, spread 1); at γ=100 chosen on validation and
-    2 points above Act with spread 0.5 at 5 and 10 per class, and 0.2 below with spread 1 at
-    50; KD (T=4 chosen on validation, test worse than T=1) 1 point below Act everywhere."""
+    """CE at 40 + seed; Act exactly 3 points above it (every pair positive); Act+Jac at γ=1 equal to Act
+    ± 1 by seed (mean 0); at γ=100 (chosen on validation) 2 + w/2 above Act at 5 and 10 per class and
+    -0.2 + w at 50; KD (T=4 chosen on validation; T=1 is better on test) 1 point below Act."""
     rows = []
-    wobble = {0: -1.0, 1: 0.0, 2: 1.0}
     for seed in seeds:
+        w = WOBBLE[seed]
         for n in (5, 10, 50, 500):
             ce = 40 + seed
             rows += [_row("ce", n, seed, ce), _row("act", n, seed, ce + 3)]
-            rows.append(_row("act+jac", n, seed, ce + 3 + wobble[seed], val=50, jac_weight=1.0))
-            gain = -0.2 + wobble[seed] if n == 50 else 2 + wobble[seed] / 2
+            rows.append(_row("act+jac", n, seed, ce + 3 + w, val=50, jac_weight=1.0))
+            gain = -0.2 + w if n == 50 else 2 + w / 2
             rows.append(_row("act+jac", n, seed, ce + 3 + gain, val=60, jac_weight=100.0))
             rows.append(_row("kd", n, seed, ce + 2, val=55, kd_temperature=4.0, kd_alpha=0.9))
             rows.append(_row("kd", n, seed, ce + 9, val=54, kd_temperature=1.0, kd_alpha=0.9))
     return pd.DataFrame(rows)
+
+
+def test_paired_test_is_scipys_paired_t():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(50, 2, 12), rng.normal(49, 2, 12)
+    m = answers.paired_test(pd.Series(a - b))
+    assert m["p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    low, high = stats.t.interval(0.95, 11, loc=(a - b).mean(), scale=stats.sem(a - b))
+    assert (m["low"], m["high"]) == (pytest.approx(low), pytest.approx(high))
+    assert m["pairs"] == 12 and m["positive"] == int((a > b).sum())
+    two = answers.paired_test(pd.Series([1.0, 2.0]))           # too few pairs for a test
+    assert two["mean"] == 1.5 and math.isnan(two["p"]) and math.isnan(two["low"])
+    assert answers.paired_test(pd.Series([3.0, 3.0, 3.0]))["p"] == 0.0   # no spread at all, all positive
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 of m = 3: 3 × 0.01 = 0.03; max(0.03, 2 × 0.03) = 0.06; max(0.06, 1 × 0.04) = 0.06
+    assert answers.holm([0.04, 0.01, 0.03, math.nan]) == pytest.approx([0.06, 0.03, 0.06, math.nan], nan_ok=True)
+    assert answers.holm([0.5, 0.9]).tolist() == [1.0, 1.0]   # 2 × 0.5 capped at 1; then never below the step before
+
+
+def test_words():
+    assert answers.word(1.0, 0.01) == "holds" and answers.word(-1.0, 0.01) == "reversed"
+    assert answers.word(1.0, 0.2) == "not shown" and answers.word(1.0, math.nan) == "not testable here"
 
 
 def test_comparisons_use_the_validation_choice_and_the_specified_setting():
@@ -40,42 +69,41 @@ def test_comparisons_use_the_validation_choice_and_the_specified_setting():
     assert ("a", ("act+jac", "γ=100"), ("ce", "")) in pairs and ("a", ("act", ""), ("ce", "")) in pairs
 
 
-def test_paired_differences_and_their_calls():
+def test_paired_differences_stop_at_100_per_class():
     d = answers.paired(_table(), ("act+jac", "γ=100"), ("act", ""))
-    assert list(d.index) == [5, 10, 50]  # 500 per class is above the question's range
-    assert d.loc[5, "mean"] == pytest.approx(2.0) and d.loc[5, "std"] == pytest.approx(0.5)
-    assert list(d["outcome"]) == ["win", "win", "tie"]
-    tie = answers.paired(_table(), ("act+jac", "γ=1"), ("act", ""))
-    assert list(tie["outcome"]) == ["tie"] * 3 and tie["std"].tolist() == pytest.approx([1.0] * 3)
+    assert sorted(set(d.index.get_level_values("n_per_class"))) == [5, 10, 50]
+    assert d.loc[(5, 0)] == pytest.approx(1.5) and len(d) == 9
 
 
-def test_answer_table_and_summary():
+def test_answer_table_statistics_and_words():
     table = answers.answer_table(_table())
-    row = table.loc[("(b)", "Act+Jac (γ=100, chosen) − Act")]
-    assert (row["wins"], row["losses"], row["ties"], row["verdict"]) == (2, 0, 1, "holds")
-    assert row[5] == "+2.00 ± 0.50" and row["seeds"] == "3"
-    assert answers.shown(table).loc[("(b)", "Act+Jac (γ=100, chosen) − Act"), "won–lost–tied"] == "2–0–1"
-    assert table.loc[("(b)", "Act+Jac (γ=1) − Act"), "verdict"] == "does not hold"
-    kd = table.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)")]
-    assert (kd["wins"], kd["verdict"]) == (3, "holds") and kd["mean"] == pytest.approx(1.0)
+    chosen = table.loc[("(b)", "Act+Jac (γ=100, chosen) − Act")]
+    diffs = [2 + w / 2 for w in WOBBLE.values()] * 2 + [-0.2 + w for w in WOBBLE.values()]
+    assert chosen["mean"] == pytest.approx(np.mean(diffs)) and chosen["p"] == pytest.approx(stats.ttest_1samp(diffs, 0).pvalue)
+    assert chosen[5] == "+2.00 ± 0.50" and chosen["positive"] == "7 of 9"
+    assert table["p (Holm)"].tolist() == pytest.approx(answers.holm(table["p"]).tolist())
+    assert table.loc[("(b)", "Act+Jac (γ=1) − Act"), "verdict"] == "not shown"       # mean 0
+    assert table.loc[("(a)", "Act − CE"), "verdict"] == "holds"                      # +3 in every pair
+    assert table.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)"), "verdict"] == "holds"
+    assert table.loc[("(a)", "Act − CE"), "mean [95% CI]"] == "+3.00 [+3.00, +3.00]"
     summary = answers.summary(table)
-    assert summary.loc["(b)", "answer"] == "partly"  # holds at the chosen γ, not as specified
     assert summary.loc["(a)", "answer"] == "holds" and summary.loc["(d)", "answer"] == "holds"
+    assert summary.loc["(b)", "answer"] == ("holds" if (table.loc["(b)", "verdict"] == "holds").all() else "not shown")
 
 
-def test_one_seed_is_never_called():
-    table = answers.answer_table(_table(seeds=(0,)))
-    assert (table["uncalled"] == 3).all() and set(table["verdict"]) == {"not testable here"}
-    assert table.loc[("(a)", "Act − CE"), 5] == "+3.00" and table.loc[("(a)", "Act − CE"), "seeds"] == "1"
+def test_reversed_when_the_claimed_winner_is_behind():
+    t = _table()
+    t.loc[t["method"] == "kd", "test_acc"] += 5          # KD now 4 points above Act in every pair
+    table = answers.answer_table(t)
+    assert table.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)"), "verdict"] == "reversed"
+    assert answers.summary(table).loc["(d)", "answer"] == "reversed"
+
+
+def test_one_seed_one_size_is_not_testable():
+    t = _table(seeds=(0,))
+    table = answers.answer_table(t[t["n_per_class"].isin([5, 10])])   # two pairs per comparison
+    assert set(table["verdict"]) == {"not testable here"} and table.loc[("(a)", "Act − CE"), 5] == "+3.00"
     assert set(answers.summary(table)["answer"]) == {"not testable here"}
-
-
-def test_no_verdict_until_every_size_has_a_spread():
-    table = _table()
-    late = (table["n_per_class"] == 50) & (table["seed"] > 0)  # sizes 5 and 10 have 3 seeds, 50 has one
-    answered = answers.answer_table(table[~late])
-    row = answered.loc[("(b)", "Act+Jac (γ=100, chosen) − Act")]
-    assert (row["wins"], row["uncalled"], row["verdict"], row["seeds"]) == (2, 1, "not testable here", "1–3")
 
 
 def test_a_table_without_the_rows_is_refused():
@@ -83,57 +111,89 @@ def test_a_table_without_the_rows_is_refused():
         answers.answer_table(pd.DataFrame([_row("act", 5, 0, 50.0)]))
 
 
-def _curves(seeds=(0, 1)):
-    """Noise curves of robust runs. The unpenalised net loses 40σ points from σ = 0; penalty 1
-    starts a point lower and loses 20σ − w (w = ∓0.25 by seed): 20σ fewer points, spread
-    0.3536; penalty 0.01 loses 40σ ± 0.5 by seed: no fewer points, a tie at every σ."""
+def test_paper_answers_from_its_table1():
+    p = answers.paper_answers(report.table1())
+    assert p.loc[("(b)", "Act+Jac − Act"), "mean"] == pytest.approx(np.mean([4.70, 4.42, 2.79, 1.85]))
+    assert p.loc[("(a)", "Act+CE − CE"), "positive"] == "4 of 4"
+
+
+def _curves(seeds=(0, 1, 2)):
+    """Unpenalised nets lose 40σ points from σ = 0 (60 + seed clean). Penalty 1 costs 1 clean point and
+    loses 20σ − w (w = -0.25, 0, 0.25 by seed); penalty 10 costs 5 clean points (past the 2 allowed)."""
     rows = []
-    w = {0: -0.25, 1: 0.25}
     for seed in seeds:
-        for sigma in (0.0, 0.1, 0.2):
-            lost = {0.0: 40 * sigma, 0.01: 40 * sigma + (2 * w[seed] if sigma else 0.0),
-                    1.0: 20 * sigma - (w[seed] if sigma else 0.0)}
-            for penalty, points in lost.items():
-                clean = 60.0 + seed - (1.0 if penalty == 1.0 else 0.0)
-                rows.append({"penalty": penalty, "seed": seed, "sigma": sigma, "acc": clean - points})
+        w = {0: -0.25, 1: 0.0, 2: 0.25}[seed]
+        for sigma in (0.0, 0.1, 0.3, 0.4):
+            for penalty, cost, lost in ((0.0, 0, 40 * sigma), (1.0, 1, 20 * sigma - (w if sigma else 0)),
+                                        (10.0, 5, 10 * sigma)):
+                rows.append({"form": "ce+jacnorm", "penalty": penalty, "seed": seed, "sigma": sigma,
+                             "acc": 60.0 + seed - cost - lost, "draw_std": 0.5 if sigma else math.nan})
     return pd.DataFrame(rows)
 
 
-def test_flattening_is_points_lost_paired_by_seed():
-    d = answers.flattening(_curves(), 1.0)
-    assert list(d.index) == [0.1, 0.2]  # σ = 0 is the reference, not a cell
-    assert d["mean"].tolist() == pytest.approx([2.0, 4.0]) and d["std"].tolist() == pytest.approx([0.3536] * 2, abs=1e-4)
-    assert list(d["outcome"]) == ["win", "win"]  # the lower clean accuracy does not count against it
-    tie = answers.flattening(_curves(), 0.01)
-    assert tie["mean"].tolist() == pytest.approx([0.0, 0.0]) and list(tie["outcome"]) == ["tie", "tie"]
+def test_noise_answers_read_the_cheap_penalty_at_high_noise():
+    table = answers.noise_answers(_curves())
+    one = table.loc[("ce+jacnorm", 1.0)]
+    gains = [20 * s - 1 + w for s in (0.3, 0.4) for w in (-0.25, 0.0, 0.25)]   # 40σ − (20σ − w) − 1
+    assert one["clean cost"] == pytest.approx(1.0) and one["mean"] == pytest.approx(np.mean(gains))
+    assert one["p"] == pytest.approx(stats.ttest_1samp(gains, 0).pvalue) and one["verdict"] == "holds"
+    assert one["answers"] and not table.loc[("ce+jacnorm", 10.0), "answers"]   # 5 clean points: too costly
 
 
-def test_noise_gain_is_accuracy_under_noise_paired_by_seed():
-    d = answers.noise_gain(_curves(), 1.0)  # one point lower clean, 20σ fewer lost: +1 at σ=0.1, +3 at 0.2
-    assert list(d.index) == [0.1, 0.2] and d["mean"].tolist() == pytest.approx([1.0, 3.0])
-    assert list(d["outcome"]) == ["win", "win"]
-
-
-def test_question_c_rows_and_answer():
-    table = answers.noise_table(_curves())
-    assert list(table.loc["(c, flatter)"].index) == ["λ=0.01 − λ=0", "λ=1 − λ=0"]
-    row = table.loc[("(c, flatter)", "λ=1 − λ=0")]
-    assert (row["σ=0.1"], row["wins"], row["verdict"]) == ("+2.00 ± 0.35", 2, "holds")
-    assert table.loc[("(c, flatter)", "λ=0.01 − λ=0"), "verdict"] == "does not hold"
-    assert table.loc[("(c)", "λ=1 − λ=0"), "verdict"] == "holds"
-    summary = answers.summary(table)
-    assert summary.loc["(c, flatter)", "answer"] == "partly"  # holds only when every penalty flattens
-    assert summary.loc["(c)", "answer"] == "partly"
-    shown = answers.shown(table)
-    assert shown.loc[("(c, flatter)", "λ=1 − λ=0"), "won–lost–tied"] == "2–0–0"
-    one = answers.noise_table(_curves(seeds=(0,)))
-    assert set(one["verdict"]) == {"not testable here"} and (one["uncalled"] == 2).all()
-
-
-def test_a_collapsed_net_is_flatter_but_not_more_accurate():
+def test_a_collapsed_net_is_not_more_accurate():
     curves = _curves()
     dead = curves["penalty"] == 1.0
     curves.loc[dead, "acc"] = 10.0 + curves.loc[dead, "seed"] * 0.01  # a constant guess: flat, at chance
-    table = answers.noise_table(curves)
-    assert table.loc[("(c, flatter)", "λ=1 − λ=0"), "verdict"] == "holds"
-    assert table.loc[("(c)", "λ=1 − λ=0"), "verdict"] == "does not hold"
+    table = answers.noise_answers(curves)
+    assert not table["answers"].any() and table.loc[("ce+jacnorm", 1.0), "verdict"] == "reversed"
+
+
+def test_paper_table3_answers_at_its_strongest_penalty():
+    table = answers.noise_answers(report.paper_curves(report.table3()))
+    row = table[table["answers"]].iloc[0]
+    assert row.name == ("ce+jacnorm", 1.0) and row["clean cost"] == pytest.approx(64.78 - 63.59)
+    assert row["mean"] == pytest.approx(((47.48 - 29.63) + (35.43 - 17.69)) / 2) and row["verdict"] == "not testable here"
+
+
+def test_noise_spread_keeps_seeds_and_draws_apart():
+    s = report.noise_spread(_curves()).loc[("ce+jacnorm", 0.0, 0.3)]
+    assert s["seed std"] == pytest.approx(1.0) and s["draw std"] == pytest.approx(0.5) and s["seeds"] == 3
+
+
+def test_proposition_word():
+    assert answers.proposition(True, 4.0) == "holds"
+    assert answers.proposition(True, 2.0) == "not shown" and answers.proposition(False, 4.0) == "not shown"
+
+
+def test_show_stacks_on_narrow_screens_and_colours_the_word():
+    table = pd.DataFrame([{"question": "(a)", "claim": "c", "paper": "p", "ours": "+1.00 [+0.5, +1.5] pts",
+                           "paper scale": "not run", "scale": "s", "p (Holm)": "0.010", "verdict": "holds",
+                           "where": "x.html#y"}]).set_index("question")
+    shown = answers.show(table)
+    assert 'data-label="ours, CPU scale"' in shown.html and 'href="x.html#y"' in shown.html
+    assert "#d9f2d9" in shown.html and "not testable here" in shown.html  # the word and the rules beneath
+    assert "holds" in repr(shown) and "x.html" not in repr(shown)
+    assert list(answers.counts(table)) == [1, 0, 0, 0]
+
+
+def test_conventions_answer_b_at_each_readings_gamma():
+    t = _table()
+    extra = [_row("act+jac", r["n_per_class"], r["seed"], r["test_acc"] + 1.0 + WOBBLE[r["seed"]] / 4, jac_weight=10.0)
+             for _, r in t[t["method"] == "act"].iterrows()]   # γ = 10 (Act as a mean over k): +1 ± 0.25
+    table = answers.conventions(pd.concat([t, pd.DataFrame(extra)]))
+    mean_k = table.loc[("Act+Jac", "Act a mean over the k = 10 logits", "γ=10", "Act+Jac − Act")]
+    assert mean_k["mean"] == pytest.approx(1.0) and mean_k["pairs"] == 9 and mean_k["verdict"] == "holds"
+    assert table.loc[("Act+Jac", "Act and Jac summed (lakt's units)", "γ=1", "Act+Jac − Act"), "verdict"] == "not shown"
+    assert table.loc[("Act+Jac", "both means", "γ=0.003", "Act+Jac − Act"), "verdict"] == "not testable here"  # not run
+    penalties = table.loc["penalty"]
+    assert len(penalties) == 4 and set(penalties["verdict"]) == {"not testable here"}    # no noise curves given
+
+
+def test_conventions_read_the_cheap_penalty_in_each_readings_range():
+    curves = _curves().assign(penalty=lambda c: c["penalty"].replace({1.0: 3e-4, 10.0: 0.5}))
+    table = answers.conventions(_table(), curves).loc["penalty"]
+    mean_d = table.loc["a mean over D, label logit"]
+    assert mean_d.index[0][1].startswith("λ = 0.0003 − none") and mean_d["verdict"].iloc[0] == "holds"
+    summed = table.loc["summed over D, label logit"]                  # λ = 0.5 costs 5 clean points
+    assert summed.index[0][1] == "every strength run costs > 2 clean points"
+    assert table.loc["summed over D, log-softmax (Eq 3)"].index[0][1] == "not run"

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from lakt import runs  # noqa: E402
-from lakt.analysis import answers, figures, paper, report  # noqa: E402
+from lakt.analysis import figures, report  # noqa: E402
 from lakt.core.errors import LaktError  # noqa: E402
 from lakt.core.methods import PAPER_METHODS  # noqa: E402
 from lakt.core.files import atomic_save, atomic_write_json  # noqa: E402
@@ -151,24 +151,11 @@ def test_raised_jacobian_weights_are_rows_of_their_own(tmp_path):
     assert list(table.index) == ["act+jac", "act+jac γ=10"]
     assert table["mean"].loc["act+jac γ=10", 5] == pytest.approx(50.5)
     assert list(report.loss_terms(configs, tmp_path, "jac")[5]) == pytest.approx([1.5, 1.5])
-    assert list(paper.method_labels(table).index) == ["Match {Activations + Jacobians}",
+    assert list(report.method_labels(table).index) == ["Match {Activations + Jacobians}",
                                                       "Match {Activations + Jacobians} (γ = 10)"]
 
 
 # ---------------------------------------------------------------- robustness table
-
-def test_pooled_stats_equal_numpy_on_all_values():
-    rng = np.random.default_rng(0)
-    groups = [rng.normal(50, 3, size=n) for n in (5, 5, 1, 8)]
-    mean, std, count = report.pooled_stats([g.mean() for g in groups],
-                                           [g.std(ddof=1) if len(g) > 1 else 0.0 for g in groups],
-                                           [len(g) for g in groups])
-    values = np.concatenate(groups)
-    assert count == len(values)
-    assert mean == pytest.approx(values.mean())
-    assert std == pytest.approx(values.std(ddof=1))
-    assert report.pooled_stats([61.0], [0.0], [1]) == (61.0, 0.0, 1)
-
 
 @pytest.mark.slow
 def test_robustness_table_equals_the_metrics_files(smoke):
@@ -181,15 +168,12 @@ def test_robustness_table_equals_the_metrics_files(smoke):
         for row in m["noise"]:
             p, s = m["config"]["penalty"], row["sigma"]
             assert table["mean"].loc[p, s] == pytest.approx(row["mean"])
-            assert table["draws"].loc[p, s] == row["trials"]
-            if row["trials"] > 1:
-                assert table["std"].loc[p, s] == pytest.approx(row["std"])
-            else:   # one value (one seed, σ = 0): no spread, so no "± 0.00" either
-                assert math.isnan(table["std"].loc[p, s]) and " ± " not in table["text"].loc[p, s]
-    assert (table["draws"][0.0] == 1).all() and (table["draws"][0.4] == runs.PRESETS["smoke"].noise_trials).all()
+            # one seed: no spread over seeds, so no "± 0.00" either
+            assert math.isnan(table["std"].loc[p, s]) and " ± " not in table["text"].loc[p, s]
+    assert (table["seeds"] == 1).all().all()
 
 
-def test_robustness_table_pools_noise_draws_and_seeds(tmp_path):
+def test_robustness_table_spreads_over_seeds_and_draws_apart(tmp_path):
     configs = report.robustness_runs("smoke", "digits", [0, 1])
     draws = {0: [90.0, 92.0, 94.0], 1: [80.0, 84.0, 82.0]}  # sigma 0.2, per seed
     for c in configs:
@@ -198,17 +182,20 @@ def test_robustness_table_pools_noise_draws_and_seeds(tmp_path):
                  {"sigma": 0.2, "mean": statistics.mean(d), "std": statistics.stdev(d), "trials": 3}]
         fake_result(c, tmp_path, test_acc=99.0 - c.seed, noise=noise)
     table = report.robustness_table(configs, tmp_path)
-    everything = draws[0] + draws[1]
+    spread = report.noise_spread(report.noise_curves(configs, tmp_path))
     for p in runs.PRESETS["smoke"].penalties:
-        assert table["mean"].loc[p, 0.2] == pytest.approx(statistics.mean(everything))
-        assert table["std"].loc[p, 0.2] == pytest.approx(statistics.stdev(everything))
-        assert table["draws"].loc[p, 0.2] == 6 and table["seeds"].loc[p, 0.2] == 2
-        assert table["std"].loc[p, 0.0] == pytest.approx(statistics.stdev([99.0, 98.0]))  # seeds only
-        assert table["text"].loc[p, 0.2] == f"{statistics.mean(everything):.2f} ± {statistics.stdev(everything):.2f}"
+        assert table["mean"].loc[p, 0.2] == pytest.approx(statistics.mean([92.0, 82.0]))
+        assert table["std"].loc[p, 0.2] == pytest.approx(statistics.stdev([92.0, 82.0]))   # seeds only
+        assert table["seeds"].loc[p, 0.2] == 2 and table["text"].loc[p, 0.2] == "87.00 ± 7.07"
+        assert table["std"].loc[p, 0.0] == pytest.approx(statistics.stdev([99.0, 98.0]))
+        # the draws' own spread, apart: root mean square of each run's std over its draws
+        form = configs[0].method
+        assert spread.loc[(form, p, 0.2), "draw std"] == pytest.approx(2.0)
+        assert math.isnan(spread.loc[(form, p, 0.0), "draw std"])
 
 
 def test_paper_robustness_table_has_table3_shape():
-    t = report.paper_robustness_table(paper.table3())
+    t = report.paper_robustness_table(report.table3())
     assert t["mean"].shape == (5, 5)
     assert t["mean"].loc[1.0, 0.4] == 35.43
     assert t["std"][0.0].isna().all() and t["text"].loc[0.0, 0.0] == "64.78"
@@ -221,19 +208,19 @@ def test_paper_robustness_table_has_table3_shape():
 def test_beside_paper_same_data_is_ours_paper_and_difference(smoke):
     results, transfer, _, _ = smoke
     table = report.transfer_table(transfer, results)
-    side = report.beside_paper(table, paper.table1(), same_data=True)
+    side = report.beside_paper(table, report.table1(), same_data=True)
     assert list(side.columns.get_level_values("quantity").unique()) == ["ours", "paper", "ours − paper"]
     assert list(side.index) == list(PAPER_METHODS)
     for m in PAPER_METHODS:
         assert side[("ours", 5)][m] == pytest.approx(table["mean"].loc[m, 5])
-        assert side[("paper", 5)][m] == paper.table1().loc[m, 5]
-        assert side[("ours − paper", 5)][m] == pytest.approx(table["mean"].loc[m, 5] - paper.table1().loc[m, 5])
+        assert side[("paper", 5)][m] == report.table1().loc[m, 5]
+        assert side[("ours − paper", 5)][m] == pytest.approx(table["mean"].loc[m, 5] - report.table1().loc[m, 5])
 
 
 def test_beside_paper_other_data_compares_gains_over_ce():
     ours = pd.DataFrame({5: [10.0, 15.0, 9.0], 50: [20.0, 30.0, 21.0], 7: [1.0, 2.0, 3.0]},
                         index=pd.Index(["ce", "act", "act+jac"], name="method")).rename_axis("n_per_class", axis=1)
-    side = report.beside_paper(ours, paper.table1(), same_data=False)
+    side = report.beside_paper(ours, report.table1(), same_data=False)
     assert list(side.columns.get_level_values(0).unique()) == ["ours: gain over CE", "paper: gain over CE",
                                                                "ours − paper"]
     assert sorted(set(side.columns.get_level_values(1))) == [5, 50]  # 7 per class is not in Table 1
@@ -244,7 +231,7 @@ def test_beside_paper_other_data_compares_gains_over_ce():
 
 
 def test_beside_paper_column_baseline_is_change_from_clean():
-    t3 = report.paper_robustness_table(paper.table3())
+    t3 = report.paper_robustness_table(report.table3())
     side = report.beside_paper(t3, t3, same_data=False, baseline=("column", 0.0))
     assert list(side.columns.get_level_values(0).unique())[0] == "ours: change from σ=0"
     assert (side["ours: change from σ=0"][0.0] == 0).all()
@@ -255,9 +242,9 @@ def test_beside_paper_column_baseline_is_change_from_clean():
 def test_beside_paper_refuses_tables_with_nothing_in_common():
     ours = pd.DataFrame({3: [1.0]}, index=["ce"])
     with pytest.raises(LaktError):
-        report.beside_paper(ours, paper.table1())
+        report.beside_paper(ours, report.table1())
     with pytest.raises(LaktError):
-        report.beside_paper(pd.DataFrame({5: [1.0]}, index=["act"]), paper.table1(), same_data=False)
+        report.beside_paper(pd.DataFrame({5: [1.0]}, index=["act"]), report.table1(), same_data=False)
 
 
 def test_teacher_beside_paper():
@@ -272,7 +259,7 @@ def test_teacher_beside_paper():
 def test_plot_transfer_draws_one_line_per_method_on_log_x(smoke):
     results, transfer, _, _ = smoke
     table = report.transfer_table(transfer, results)
-    fig = figures.plot_transfer(table, paper=paper.table1(), teacher_acc=99.0, paper_teacher_acc=90.94)
+    fig = figures.plot_transfer(table, paper=report.table1(), teacher_acc=99.0, paper_teacher_acc=90.94)
     ours, theirs = fig.axes
     assert ours.get_xscale() == "log" and theirs.get_xscale() == "log"
     assert len(ours.containers) == len(PAPER_METHODS) == len(theirs.containers)
@@ -286,91 +273,16 @@ def test_plot_transfer_draws_one_line_per_method_on_log_x(smoke):
 def test_plot_robustness_one_line_per_penalty(smoke):
     results, _, robust, _ = smoke
     table = report.robustness_table(robust, results)
-    fig = figures.plot_robustness(table, paper=paper.table3())
+    fig = figures.plot_robustness(table, paper=report.table3())
     ours, theirs = fig.axes
     assert len(ours.containers) == len(table) and len(theirs.containers) == 5
     legend = fig.legends[0]   # one legend beneath both panels, over no curve
-    want = dict.fromkeys(f"penalty {p:g}" for p in [*table.index, *paper.TABLE3_PENALTIES])
+    want = dict.fromkeys(f"penalty {p:g}" for p in [*table.index, *report.TABLE3_PENALTIES])
     assert [t.get_text() for t in legend.get_texts()] == list(want)
     plt.close(fig)
 
 
 # ---------------------------------------------------------------- reading and provenance
-
-def test_robustness_findings_are_clean_largest_sigma_and_drop():
-    f = answers.robustness_findings(report.paper_robustness_table(paper.table3()))
-    assert list(f.columns) == ["clean", "at σ=0.4", "drop"]
-    assert f.loc[0.0].tolist() == pytest.approx([64.78, 17.69, 64.78 - 17.69])
-    assert f.loc[1.0, "drop"] == pytest.approx(63.59 - 35.43)
-
-
-def test_transfer_findings_on_the_papers_table1():
-    f = answers.transfer_findings(paper.table1())
-    assert f["distillation beats CE (cells ≤ low)"] == "20 of 20"
-    assert f["Act+Jac beats Act (sizes ≤ low)"] == "4 of 4"
-    assert f["Act+Jac − Act (points, ≤ low)"] == pytest.approx(np.mean([4.70, 4.42, 2.79, 1.85]))
-    assert f["Act+Jac beats Act (sizes > low)"] == "0 of 3"
-
-
-def test_transfer_reading_follows_the_numbers():
-    cols = pd.Index([5, 10], name="n_per_class")
-    worse = pd.DataFrame([[30.0, 40.0], [20.0, 30.0], [19.0, 29.0]], index=["ce", "act", "act+jac"], columns=cols)
-    text = answers.transfer_reading(worse, paper.table1())
-    assert "Ours: **no**" in text and "ours higher at 0 of 2 sizes, lower at 2, tied at 0" in text
-    better = worse.copy()
-    better.loc["act"] += 20
-    better.loc["act+jac"] += 25
-    text = answers.transfer_reading(better, paper.table1())
-    assert "Ours: **yes**" in text and "ours higher at 2 of 2 sizes" in text and "+4.00 points" in text
-    assert "**(a) Does distillation beat CE" in text and "**(b) Act+Jac vs Act" in text
-
-
-def _with_seeds(means: pd.DataFrame, std: float) -> pd.DataFrame:
-    """A transfer_table-shaped frame (stat, n_per_class) with the same std in every cell."""
-    return pd.concat({"mean": means, "std": means * 0 + std}, axis=1, names=["stat", "n_per_class"])
-
-
-def test_a_difference_inside_the_seeds_spread_is_a_tie_not_a_win():
-    cols = pd.Index([5, 10], name="n_per_class")
-    means = pd.DataFrame([[30.0, 40.0], [35.0, 45.0], [35.01, 45.01]], index=["ce", "act", "act+jac"], columns=cols)
-    text = answers.transfer_reading(_with_seeds(means, 1.0), paper.table1())
-    assert "ours higher at 0 of 2 sizes, lower at 0, tied at 2 (mean +0.01 points)" in text
-    assert "counts as a tie" in text
-    f = answers.transfer_findings(_with_seeds(means, 1.0))
-    assert f["distillation beats CE (cells ≤ low)"] == "4 of 4"          # +5 points against a spread of 1.41
-    assert answers.verdict(*answers._wins_losses_ties(f, "Act+Jac beats Act (sizes ≤ low)")) == "does not hold"
-    # the same +0.01 with a tiny spread is a win
-    f = answers.transfer_findings(_with_seeds(means, 0.001))
-    assert f["Act+Jac beats Act (sizes ≤ low)"] == "2 of 2"
-
-
-def test_verdict_words():
-    assert answers.verdict(3, 0, 1) == "holds"
-    assert answers.verdict(1, 0, 3) == "partly"
-    assert answers.verdict(2, 1, 0) == "partly"
-    assert answers.verdict(0, 0, 4) == "does not hold"
-    assert answers.verdict(0, 0, 0) == "not testable here"
-
-
-def test_robustness_reading_on_paper_and_on_a_counterexample():
-    text = answers.robustness_reading(paper.table3(), paper.table3())
-    assert text.count("flatten the curve? yes") == 2 and "**(c) Ours" in text
-    assert "penalty 0 loses 47.09 points and penalty 1 loses 28.16" in text
-    t = report.paper_robustness_table(paper.table3())
-    flipped = t.copy()
-    flipped.index = flipped.index[::-1]  # larger penalty now drops *more*
-    assert "Ours: does a larger penalty flatten the curve? no" in answers.robustness_reading(flipped.sort_index(), t)
-
-
-def test_a_flatter_curve_inside_the_spread_is_a_tie():
-    t = report.paper_robustness_table(paper.table3())
-    noisy = t.copy()
-    noisy["std"] = 30.0   # drops differ by 19 points, but each draw's spread is 30
-    word, numbers = answers.robustness_verdict(noisy)
-    assert word == "does not hold" and numbers["tie"]
-    assert "inside the spread, a tie" in answers.robustness_reading(noisy, t)
-    assert answers.robustness_verdict(t)[0] == "holds"
-
 
 @pytest.mark.slow
 def test_provenance_states_preset_data_seeds_hardware_and_torch(smoke):
@@ -432,3 +344,14 @@ def test_recipe_names_optimiser_schedule_decay_and_length_from_the_config():
     assert report.recipe(runs.RunConfig("teacher", epochs=50)) == "Adam 0.001 → 0.0001, 50 epochs"
     sgd = runs.RunConfig("teacher", epochs=50, optimizer="sgd", lr=0.05, final_lr=0.0, weight_decay=5e-4)
     assert report.recipe(sgd) == "SGD 0.05 → 0 cosine, weight decay 0.0005, 50 epochs"
+
+
+def test_budget_table_counts_the_steps_each_run_took(tmp_path):
+    for c in report.transfer_runs("smoke", "digits"):
+        if c.kind == "student" and c.method in ("ce", "act"):
+            fake_result(c, tmp_path, test_acc={"ce": 40.0, "act": 45.0}[c.method])
+    t = report.budget_table(["smoke"], tmp_path, size=5, rows=(("ce", ""), ("act", "")))
+    # smoke trains 3 epochs in batches of 32; 5 per class of 10 classes is 50 images: 2 batches an epoch
+    assert t[["method", "steps", "seeds", "mean"]].values.tolist() == [["act", 6, 1, 45.0], ["ce", 6, 1, 40.0]]
+    with pytest.raises(LaktError, match="no finished student at 10 per class"):
+        report.budget_table(["smoke"], tmp_path, size=10)

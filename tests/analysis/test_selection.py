@@ -44,10 +44,13 @@ def test_only_cells_finished_at_every_value_are_compared():
     assert answers.validation_curves(table).loc[("act+jac", "γ=1"), "runs"] == 4
 
 
-def test_runs_without_validation_are_refused():
+def test_runs_partly_without_validation_are_refused():
     table = _table()
     table.loc[0, "val_acc"] = math.nan
     with pytest.raises(LaktError, match="no val_acc"):
+        answers.choose(table)
+    table["val_acc"] = math.nan   # no validation split at all: only a single setting per method can be taken
+    with pytest.raises(LaktError, match="nothing can choose between"):
         answers.choose(table)
 
 
