@@ -96,12 +96,18 @@ def word(mean: float, p_holm: float) -> str:
 
 
 def with_holm(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows of :func:`paired_test` dicts with ``p (Holm)`` across them, the word, and the shown columns."""
-    rows = rows.assign(**{"p (Holm)": holm(rows["p"])})
-    rows["verdict"] = [word(m, p) for m, p in zip(rows["mean"], rows["p (Holm)"])]
+    """Rows of :func:`paired_test` dicts with ``p_holm`` (Holm across them), the word, and the shown text columns."""
+    rows = rows.assign(p_holm=holm(rows["p"]))
+    rows["verdict"] = [word(m, p) for m, p in zip(rows["mean"], rows["p_holm"])]
+    rows["p (Holm)"] = [p_text(p) for p in rows["p_holm"]]
     rows["mean [95% CI]"] = [interval(r) for _, r in rows.iterrows()]
     rows["positive"] = [f"{k} of {n}" for k, n in zip(rows["positive"], rows["pairs"])]
     return rows
+
+
+def p_text(p: float) -> str:
+    """A p-value as shown: three decimals, '< 0.001', or '–' without a test."""
+    return "–" if np.isnan(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def interval(r) -> str:
@@ -263,7 +269,7 @@ def answer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     require(rows, "no comparison has runs on both sides: the table needs CE, Act, Act+Jac or KD students")
     frame = with_holm(pd.DataFrame(rows)).set_index(["question", "comparison"])
     sizes = sorted(c for c in frame.columns if isinstance(c, (int, np.integer)))
-    return frame[sizes + ["mean", "low", "high", "pairs", "p", *SHOWN]]
+    return frame[sizes + ["mean", "low", "high", "pairs", "p", "p_holm", *SHOWN]]
 
 
 def summary(answers: pd.DataFrame) -> pd.DataFrame:
@@ -434,7 +440,7 @@ def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results
     p = holm([m.get("p", np.nan) for m in measures])
     for row, m, ph in zip(rows, measures, p):
         row["verdict"] = word(m.get("mean", np.nan), ph)
-        row["p (Holm)"] = "–" if np.isnan(ph) else f"{ph:.3f}"
+        row["p (Holm)"] = p_text(ph)
     for prop, claim in (("Prop 1", "Distilling at noisy inputs = matching activations + σ² × matching Jacobians"),
                         ("Prop 2", "Training at noisy inputs = clean loss + σ² × a Jacobian-norm penalty")):
         t = theory[prop]
@@ -498,14 +504,14 @@ def sentences(answers: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- the paper's unstated reductions
 
 D = 3 * 32 * 32   # input elements of a CIFAR image
-JAC_READINGS = (("Act and Jac summed (lakt's units)", 1.0), ("Act a mean over the k = 10 logits", 10.0),
-                ("Jac a mean over the D = 3,072 inputs", 3e-4), ("both means", 3e-3))
-"""(the paper's Act+Jac read as, the γ it is in lakt's units under Adam's scale invariance; 1/D and k/D
-rounded to the grid that was run)."""
-PENALTY_READINGS = (("summed over D, label logit", "ce+jacnorm", 1.0), ("a mean over D, label logit", "ce+jacnorm", 1 / D),
-                    ("summed over D, log-softmax (Eq 3)", "ce+logjacnorm", 1.0),
-                    ("a mean over D, log-softmax (Eq 3)", "ce+logjacnorm", 1 / D))
-"""(the paper's penalty read as, the method, the factor its λ ∈ {0.01, 0.1, 0.5, 1} takes in lakt's units)."""
+JAC_READINGS = (("both summed (lakt)", 1.0), ("Act: mean over k", 10.0), ("Jac: mean over D", 3e-4),
+                ("both means", 3e-3))
+"""(the paper's Act+Jac read as -- k = 10 logits, D = 3,072 input elements -- and the γ it is in lakt's
+units under Adam's scale invariance; 1/D and k/D rounded to the values that were run)."""
+PENALTY_READINGS = (("logit, sum over D", "ce+jacnorm", 1.0), ("logit, mean over D", "ce+jacnorm", 1 / D),
+                    ("Eq 3, sum over D", "ce+logjacnorm", 1.0), ("Eq 3, mean over D", "ce+logjacnorm", 1 / D))
+"""(the paper's penalty read as -- on the label logit, or Eq 3's log-softmax (``ce+logjacnorm``) -- the
+method, the factor its λ ∈ {0.01, 0.1, 0.5, 1} takes in lakt's units)."""
 PAPER_PENALTIES = (0.01, 0.1, 0.5, 1.0)
 
 
@@ -520,25 +526,25 @@ def conventions(students: pd.DataFrame, curves: pd.DataFrame | None = None, max_
     rows = []
     for reading, gamma in JAC_READINGS:
         for a, b in (("act+jac", "act"), ("act+jac+ce", "act+ce")):
-            setting = f"γ={gamma:g}"
+            setting = f"γ={gamma:g}"   # answer_table's setting labels
             diff = paired(students, (a, setting), (b, ""), max_size)
             rows.append({"term": "Act+Jac", "reading": reading, "in lakt's units": setting,
                          "comparison": f"{SHORT_NAMES[a]} − {SHORT_NAMES[b]}", **paired_test(diff)})
     noise = noise_answers(curves) if curves is not None and len(curves) else None
     for reading, form, factor in PENALTY_READINGS:
         grid = [lam * factor for lam in PAPER_PENALTIES]
-        row = {"term": "penalty", "reading": reading, "in lakt's units": f"{form} λ = {grid[0]:.2g}…{grid[-1]:.2g}",
+        row = {"term": "penalty", "reading": reading, "in lakt's units": f"λ = {grid[0]:.2g}…{grid[-1]:.2g}",
                "comparison": "not run", **paired_test([])}
         if noise is not None and form in noise.index.get_level_values("form"):
             ran = noise.loc[form]
             ran = ran[(ran.index >= grid[0] / 3) & (ran.index <= grid[-1] * 3)]
-            row["comparison"] = "not run" if ran.empty else "every strength run costs > 2 clean points"
+            row["comparison"] = "not run" if ran.empty else "every λ run costs > 2 clean points"
             ran = ran[ran["clean cost"] <= 2.0]
             if len(ran):
                 lam = ran.index[-1]
-                row.update(comparison=f"λ = {lam:g} − none, σ = 0.3, 0.4 (clean cost {ran.loc[lam, 'clean cost']:.1f})",
+                row.update(comparison=f"λ = {lam:g} − none at σ = 0.3, 0.4 (costs {ran.loc[lam, 'clean cost']:.1f} clean)",
                            **{k: ran.loc[lam, k] for k in ("mean", "low", "high", "pairs", "p")},
                            positive=int(ran.loc[lam, "positive"].split(" of ")[0]))
         rows.append(row)
     frame = with_holm(pd.DataFrame(rows)).set_index(["term", "reading", "in lakt's units", "comparison"])
-    return frame[["mean", "low", "high", "pairs", "p", *SHOWN]]
+    return frame[["mean", "low", "high", "pairs", "p", "p_holm", *SHOWN]]

@@ -328,7 +328,7 @@ def estimator_table(est: Estimator):
     sizes = [c for c in table.columns if isinstance(c, int)]
     return styled(table[sizes + SHOWN], "Act+FDJac against exact Act+Jac and Act: A − B in accuracy points, paired by "
                   "seed, mean ± std over the seeds per examples per class, then pooled over sizes",
-                  provenance=est.provenance, wrap=True, formats={"p (Holm)": "{:.2g}"})
+                  provenance=est.provenance, wrap=True)
 
 
 def estimator_reading(est: Estimator, step_cost: pd.DataFrame):

@@ -318,6 +318,46 @@ def teacher_beside_paper(teacher_metrics: dict, dataset: str, paper_dataset: str
                         index=pd.Index(["ours", "paper"], name="VGG-9 teacher"))
 
 
+def committed(configs, results, preset: str):
+    """A preset's committed runs, read: (finished students as :func:`lakt.runs.collect` rows, the
+    teacher's metrics, the :func:`provenance` line, a Markdown note of how many finished per seed)."""
+    done = runs.finished(configs, results)
+    line = provenance(configs, [m for _, m in done], preset)
+    table = runs.collect(configs, results)
+    students = table[table["kind"] == "student"]
+    wanted = [c for c in configs if c.kind == "student"]
+    per_seed = ", ".join(f"seed {s}: {int((students['seed'] == s).sum())} of {sum(c.seed == s for c in wanted)}"
+                         for s in sorted({c.seed for c in wanted}))
+    note = (f"Students finished: **{len(students)} of {len(wanted)}** ({per_seed}); trained on "
+            f"{'; '.join(sorted(set(students['device'])))}. Every table below says how many seeds each cell rests on.")
+    return students, runs.load_result(configs[0], results), line, note
+
+
+def paper_scale(configs, results, paper: pd.DataFrame):
+    """The paper-scale students (one GPU, one seed) beside the paper's table: (:func:`beside_paper`'s
+    table, the :func:`provenance` line, a Markdown note on the teacher and how many finished). The
+    teacher's weights are not committed, so it never counts as finished: its students record its accuracy."""
+    done = runs.finished(configs, results)
+    teacher_acc = {m["teacher_acc"] for c, m in done if c.kind == "student"}
+    require(len(teacher_acc) == 1, "the paper-scale students should share one teacher")
+    epochs = next(c.teacher.epochs for c in configs if c.kind == "student")
+    note = (f"Teacher: **{teacher_acc.pop():.2f}%** after {epochs} epochs (the paper's: "
+            f"{TEACHER_ACCURACY['cifar10']:.2f}% after 500); students finished: "
+            f"{sum(c.kind == 'student' for c, _ in done)} of {sum(c.kind == 'student' for c in configs)}.")
+    side = beside_paper(transfer_table(configs, results), paper, same_data=True)
+    return side, provenance(configs, [m for _, m in done], None), note
+
+
+def epoch_seconds(configs, results) -> str:
+    """How long an epoch of the robust runs took, with and without the penalty (median over epochs), as Markdown."""
+    done = _finished(configs, results, "robust")
+    seconds = pd.DataFrame([{"penalised": c.penalty > 0, "s": r["seconds"]} for c, m in done for r in m["history"]])
+    median = seconds.groupby("penalised")["s"].median()
+    devices = "; ".join(sorted({m["device"] for _, m in done}))
+    return (f"Measured: a median **{median.get(True, float('nan')):.0f} s an epoch with the penalty** and "
+            f"{median.get(False, float('nan')):.0f} s without ({devices}; two runs side by side, one core each).")
+
+
 def recipe(config) -> str:
     """A training run's optimiser, schedule and length in a few words, from its config."""
     if config.optimizer == "sgd":
@@ -364,6 +404,44 @@ def frozen_runs(results) -> pd.DataFrame:
     require(rows, f"no frozen runs in {Path(results, 'frozen').resolve()}; set the parameter real_results "
                   "to the folder holding the committed results")
     return pd.DataFrame(rows)
+
+
+def recipes_reading(recipes: pd.DataFrame, current: str, goal: float = 85.0) -> str:
+    """What :func:`teacher_recipes`' table says, as Markdown: the best recipe on validation, against the
+    first row (the earlier attempt's teacher), the goal, the training fit, and which one ``current`` uses."""
+    best, fits = recipes["validation"].idxmax(), recipes["train"].idxmax()
+    used = next(r for r, p in recipes["preset"].items() if runs.preset(p)[0] == runs.preset(current)[0])
+    reached = recipes.index[recipes["test"] >= goal].tolist()
+    return (f"Best on validation: **{best}** ({recipes.loc[best, 'validation']:.2f}%, {recipes.loc[best, 'test']:.2f}% "
+            f"test, {recipes.loc[best, 'test'] - recipes.iloc[0]['test']:+.2f} points from the first row, the second "
+            f"attempt's teacher). {'No recipe reaches' if not reached else ', '.join(reached) + ' reach'} the {goal:.0f}% "
+            f"aimed at. {fits} fits its training batches best ({recipes.loc[fits, 'train']:.1f}%)"
+            f"{' and is also' if fits == best else ' but is not'} the best held out. Training time: "
+            + "; ".join(f"{r}: {m:.0f} min on {d}" for r, m, d in zip(recipes.index, recipes["minutes"], recipes["device"]))
+            + f". The current students are distilled from {used}.")
+
+
+def first_attempt(frozen: pd.DataFrame, answers: pd.DataFrame, teacher: dict) -> pd.DataFrame:
+    """The first attempt (``frozen``, :func:`frozen_runs`) beside the current runs (their
+    :func:`lakt.analysis.answers.answer_table` and teacher): teacher, Jacobian, where γ was chosen,
+    and (b) as specified and at the chosen γ, in points (the mean over 5–100 per class)."""
+    old = frozen[(frozen["kind"] == "student") & (frozen["n_per_class"] <= 100)]
+    old_teacher = frozen[frozen["kind"] == "teacher"].iloc[0]
+    mean = lambda m, g=1.0: old[(old["method"] == m) & (old["jac_weight"] == g)].groupby("n_per_class")["test_acc"].mean()
+    by_gamma = {g: (mean("act+jac", g) - mean("act")).dropna().mean() for g in sorted(set(old["jac_weight"]))}
+    best = max((g for g in by_gamma if g != 1.0), key=by_gamma.get)   # chosen on the test set, as it was
+    b = answers.loc["(b)", "mean"]
+    spec = b[[r for r in b.index if r.startswith("Act+Jac (γ=1) − Act")]]
+    tuned = b[[r for r in b.index if "chosen" in r and r.startswith("Act+Jac (") and r.endswith("− Act")]]
+    augmented = lambda cfg: "crop + flip" if cfg.get("augment") else "no augmentation"
+    return pd.DataFrame({
+        "first attempt": [f"{old_teacher['test_acc']:.2f}% ({old_teacher['epochs']} epochs, {augmented(old_teacher)})",
+                          "batch-coupled", "test set", f"{by_gamma[1.0]:+.2f}", f"{by_gamma[best]:+.2f} (γ={best:g})"],
+        "current": [f"{teacher['test_acc']:.2f}% ({teacher['config']['epochs']} epochs, {augmented(teacher['config'])})",
+                    "per-sample", "validation split", f"{spec.iloc[0]:+.2f}" if len(spec) else "–",
+                    f"{tuned.iloc[0]:+.2f} ({tuned.index[0].split(' − ')[0]})" if len(tuned) else "–"]},
+        index=["teacher (test accuracy)", "student Jacobian", "γ chosen on", "(b) Act+Jac − Act as specified, mean over 5–100",
+               "(b) at the chosen γ, mean over 5–100"])
 
 
 # ---------------------------------------------------------------- reading the results

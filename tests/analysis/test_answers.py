@@ -81,7 +81,7 @@ def test_answer_table_statistics_and_words():
     diffs = [2 + w / 2 for w in WOBBLE.values()] * 2 + [-0.2 + w for w in WOBBLE.values()]
     assert chosen["mean"] == pytest.approx(np.mean(diffs)) and chosen["p"] == pytest.approx(stats.ttest_1samp(diffs, 0).pvalue)
     assert chosen[5] == "+2.00 ± 0.50" and chosen["positive"] == "7 of 9"
-    assert table["p (Holm)"].tolist() == pytest.approx(answers.holm(table["p"]).tolist())
+    assert table["p_holm"].tolist() == pytest.approx(answers.holm(table["p"]).tolist())
     assert table.loc[("(b)", "Act+Jac (γ=1) − Act"), "verdict"] == "not shown"       # mean 0
     assert table.loc[("(a)", "Act − CE"), "verdict"] == "holds"                      # +3 in every pair
     assert table.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)"), "verdict"] == "holds"
@@ -181,9 +181,9 @@ def test_conventions_answer_b_at_each_readings_gamma():
     extra = [_row("act+jac", r["n_per_class"], r["seed"], r["test_acc"] + 1.0 + WOBBLE[r["seed"]] / 4, jac_weight=10.0)
              for _, r in t[t["method"] == "act"].iterrows()]   # γ = 10 (Act as a mean over k): +1 ± 0.25
     table = answers.conventions(pd.concat([t, pd.DataFrame(extra)]))
-    mean_k = table.loc[("Act+Jac", "Act a mean over the k = 10 logits", "γ=10", "Act+Jac − Act")]
+    mean_k = table.loc[("Act+Jac", "Act: mean over k", "γ=10", "Act+Jac − Act")]
     assert mean_k["mean"] == pytest.approx(1.0) and mean_k["pairs"] == 9 and mean_k["verdict"] == "holds"
-    assert table.loc[("Act+Jac", "Act and Jac summed (lakt's units)", "γ=1", "Act+Jac − Act"), "verdict"] == "not shown"
+    assert table.loc[("Act+Jac", "both summed (lakt)", "γ=1", "Act+Jac − Act"), "verdict"] == "not shown"
     assert table.loc[("Act+Jac", "both means", "γ=0.003", "Act+Jac − Act"), "verdict"] == "not testable here"  # not run
     penalties = table.loc["penalty"]
     assert len(penalties) == 4 and set(penalties["verdict"]) == {"not testable here"}    # no noise curves given
@@ -192,8 +192,8 @@ def test_conventions_answer_b_at_each_readings_gamma():
 def test_conventions_read_the_cheap_penalty_in_each_readings_range():
     curves = _curves().assign(penalty=lambda c: c["penalty"].replace({1.0: 3e-4, 10.0: 0.5}))
     table = answers.conventions(_table(), curves).loc["penalty"]
-    mean_d = table.loc["a mean over D, label logit"]
+    mean_d = table.loc["logit, mean over D"]
     assert mean_d.index[0][1].startswith("λ = 0.0003 − none") and mean_d["verdict"].iloc[0] == "holds"
-    summed = table.loc["summed over D, label logit"]                  # λ = 0.5 costs 5 clean points
-    assert summed.index[0][1] == "every strength run costs > 2 clean points"
-    assert table.loc["summed over D, log-softmax (Eq 3)"].index[0][1] == "not run"
+    summed = table.loc["logit, sum over D"]                  # λ = 0.5 costs 5 clean points
+    assert summed.index[0][1] == "every λ run costs > 2 clean points"
+    assert table.loc["Eq 3, sum over D"].index[0][1] == "not run"
