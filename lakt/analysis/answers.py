@@ -369,7 +369,7 @@ def _measure(students: pd.DataFrame, a: tuple, b: tuple) -> dict:
 def _shown(m: dict) -> str:
     if not m.get("pairs"):
         return "not run"
-    return f"{interval(m)} pts, {m['positive']} of {m['pairs']} pairs positive".replace("-", "−")
+    return f"{interval(m)} pts; {m['positive']} of {m['pairs']} pairs > 0".replace("-", "−")
 
 
 def scale_parts(configs, done: pd.DataFrame, steps: int | None = None) -> list[str]:
@@ -429,7 +429,7 @@ def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results
     paper_noise = noise_answers(paper_curves(table3()))
     chosen, paper_row = noise[noise["answers"]], paper_noise[paper_noise["answers"]].iloc[0]
     c_measure = chosen.iloc[0].to_dict() if len(chosen) else {"pairs": 0}
-    at = f"penalty {chosen.index[0][1]:g} ({chosen.index[0][0]})" if len(chosen) else "no penalty costs ≤ 2 clean points"
+    at = f"λ = {chosen.index[0][1]:g}, {chosen.index[0][0]}" if len(chosen) else "none of those run is that cheap"
     rows.append({"question": "(c)", "claim": "A Jacobian-norm penalty makes a net more accurate under input noise: the "
                  f"strongest penalty costing ≤ 2 clean points ({at}) − none, at σ = 0.3 and 0.4",
                  "paper": f"{paper_row['mean']:+.2f} pts (Table 3, penalty {paper_row.name[1]:g}, CIFAR-100, one net)",

@@ -173,7 +173,7 @@ def plot_methods_at_size(table: pd.DataFrame, size, method: str, paper: pd.DataF
         on_paper = [i for i, m in enumerate(means.index) if m in paper.index]
         ax.scatter([paper.loc[means.index[i], size] for i in on_paper], on_paper, marker="|", s=300, color="k",
                    label="paper", zorder=3)
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.invert_yaxis()
     ax.set_xlabel("student test accuracy (%)")
     ax.set_title(f"{size} examples per class: {SHORT_NAMES.get(method, method)} "
@@ -201,7 +201,7 @@ def plot_penalties_at_sigma(ours: pd.DataFrame, sigma: float, paper: pd.DataFram
     ax.set_xlabel("Jacobian-norm penalty λ")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"σ = {sigma:g}")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)   # beside the bars, never over them
     ax.figure.tight_layout()
     return ax
 

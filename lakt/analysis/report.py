@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import runs
 from ..core.errors import require
-from ..core.methods import PAPER_METHODS, row_name, split_row_name
+from ..core.methods import PAPER_METHODS
 from .palette import SHORT_NAMES, method_label
 from .palette import Shown, provenance_note, provenance_summary, styled  # noqa: F401  (the chapters call report.styled)
 
@@ -115,12 +115,7 @@ def reproduce_commands(chapter: str, dataset: str, preset: str = "paper") -> str
 
 def run_label(config: runs.RunConfig) -> str:
     """A student's row name: its method, with the Jacobian weight when not the paper's 1."""
-    return row_name(config.method, config.jac_weight)
-
-
-def _short(label: str) -> str:
-    method, gamma = split_row_name(label)
-    return SHORT_NAMES.get(method, method) + (f" γ={gamma}" if gamma else "")
+    return config.method if config.jac_weight == 1 else f"{config.method} γ={config.jac_weight:g}"
 
 
 def _finished(configs, results, kind):

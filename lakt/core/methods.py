@@ -124,17 +124,6 @@ METHODS: dict[str, Method] = {
 PAPER_METHODS = ("ce", "act+ce", "jac+ce", "act+jac+ce", "act", "act+jac")
 
 
-def row_name(method: str, jac_weight: float = 1.0) -> str:
-    """A table row: the method, with its Jacobian weight when not the paper's 1 ("act+jac γ=100")."""
-    return method if jac_weight == 1 else f"{method} γ={jac_weight:g}"
-
-
-def split_row_name(row: str) -> tuple[str, str]:
-    """(method, weight text or "") of a :func:`row_name`."""
-    method, _, gamma = str(row).partition(" γ=")
-    return method, gamma
-
-
 def get_method(name: str, *, noise_sigma: float | None = None, penalty: float | None = None,
                jac_weight: float | None = None, kd_temperature: float | None = None,
                kd_alpha: float | None = None, at_weight: float | None = None, fd_step: float | None = None,

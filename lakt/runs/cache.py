@@ -9,7 +9,9 @@ started again skips every run that has finished and resumes a killed one from it
   so its presence means "done". The history keeps at most :data:`HISTORY_ROWS` epochs
   (evenly spaced, first and last always), so a 600-epoch student is not 150 KB of a
   committed results folder;
-* ``model.pt``     -- weights (teachers and robustness nets; students on request);
+* ``model.pt``     -- weights (teachers and robustness nets; students on request; git-ignored);
+* ``weights-fp16.pt`` -- a robustness net's weights in float16, small enough to commit, so its
+  noise curve can be measured again without training (:func:`load_model` falls back to it);
 * ``progress.pt``  -- per-epoch checkpoint while running (resume after a kill);
 * ``.claim``       -- held by the process running it (two sweeps never run it twice).
 
@@ -36,9 +38,9 @@ from ..core.attention import AttentionCache
 from ..core.objective import Objective
 from ..core.teacher import TeacherCache
 from ..core.robustness import noise_robustness
-from ..core.train import TrainSpec, default_device, fit, load_checkpoint, save_checkpoint
+from ..core.train import TrainSpec, default_device, evaluate, fit, load_checkpoint, save_checkpoint
 from .config import RunConfig
-from ..core.files import (StorageError, append_line, atomic_write_json, load_tensors, make_folder, read_json,
+from ..core.files import (StorageError, append_line, atomic_save, atomic_write_json, load_tensors, make_folder, read_json,
                           unwritable)
 from .claims import claimed, remove_temporaries
 
@@ -128,6 +130,9 @@ def load_result(config: RunConfig, results: Path, data_root=None) -> dict | None
     return metrics
 
 
+FP16_WEIGHTS = "weights-fp16.pt"
+
+
 def _keeps_model(config: RunConfig) -> bool:
     return config.save_model or config.kind in ("teacher", "robust")
 
@@ -137,9 +142,14 @@ def _needs_model(config: RunConfig) -> bool:
 
 
 def load_model(config: RunConfig, results: Path, num_classes: int, in_channels: int, device=None, data_root=None):
-    """The trained network of a finished run (teachers and robustness nets keep theirs)."""
+    """The trained network of a finished run (teachers and robustness nets keep theirs; a robustness
+    net whose model.pt is absent, as in a fresh clone, loads its committed float16 weights)."""
     model = build(config.model, num_classes, width=config.width, in_channels=in_channels)
-    load_checkpoint(model, resolve(config, data_root).folder(Path(results).expanduser()) / "model.pt")
+    folder = resolve(config, data_root).folder(Path(results).expanduser())
+    weights = folder / "model.pt"
+    if not weights.exists() and (folder / FP16_WEIGHTS).exists():
+        weights = folder / FP16_WEIGHTS
+    load_checkpoint(model, weights)
     return model.to(device or default_device()).eval()
 
 
@@ -266,8 +276,12 @@ def _execute(config, results, folder, claim, ds, data_root, download, device, pr
     if validation is not None:
         metrics["val_acc"], metrics["val_size"] = history[-1]["val_acc"], len(validation)
     if config.kind == "robust":
-        curve = noise_robustness(model, ds.test, config.sigmas, config.noise_trials, seed=config.seed)
-        metrics["noise"] = curve
+        metrics["noise"] = noise_robustness(model, ds.test, config.sigmas, config.noise_trials, seed=config.seed)
+        # eval mode on the un-augmented training images: beside test_acc, it tells over-fitting
+        # apart from what augmentation and BatchNorm's train/eval switch do to the training figure
+        metrics["train_eval_acc"] = evaluate(model, train)
+        half = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+        atomic_save({"model": half, "config": json.dumps(config.to_dict())}, folder / FP16_WEIGHTS)
     if _keeps_model(config):
         save_checkpoint(model, folder / "model.pt", config=json.dumps(config.to_dict()))
     atomic_write_json(metrics, folder / "metrics.json")

@@ -80,6 +80,17 @@ def test_robust_runs_are_finished_without_their_weights_but_teachers_are_not(smo
         (config.folder(tmp_path) / "model.pt").unlink()
     assert runs.load_result(robust, tmp_path) == runs.load_result(robust, smoke_results)
     assert runs.load_result(teacher, tmp_path) is None  # students need the teacher's weights
+    # the committed float16 weights stand in for model.pt: the same net, to float16's rounding
+    import torch
+    from lakt.core import data
+
+    ds = data.load(robust.dataset)
+    full = runs.load_model(robust, smoke_results, ds.num_classes, ds.in_channels, "cpu")
+    half = runs.load_model(robust, tmp_path, ds.num_classes, ds.in_channels, "cpu")
+    for a, b in zip(full.state_dict().values(), half.state_dict().values()):
+        assert torch.equal(a.half().to(a.dtype), b) if a.is_floating_point() else torch.equal(a, b)
+    metrics = runs.load_result(robust, smoke_results)
+    assert 0 <= metrics["train_eval_acc"] <= 100   # eval mode, the un-augmented training images
 
 
 def test_claims_exclude_and_recover_from_dead_holders(tmp_path):
