@@ -118,7 +118,7 @@ def interval(r) -> str:
     return text if np.isnan(r["low"]) else f"{text} [{r['low']:+.2f}, {r['high']:+.2f}]"
 
 
-def _per_cell(diff: pd.Series, cell: str) -> pd.Series:
+def per_cell(diff: pd.Series, cell: str = "n_per_class") -> pd.Series:
     """'mean ± std' over seeds per cell (just the mean with one seed)."""
     g = diff.groupby(level=cell)
     return pd.Series({k: f"{d.mean():+.2f}" + (f" ± {d.std(ddof=1):.2f}" if len(d) > 1 else "") for k, d in g})
@@ -264,7 +264,7 @@ def answer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     for question, a, b in comparisons(table, max_size):
         label = f"{_label(*a, chosen=tuned.get(a[0]) == a[1])} − {_label(*b, chosen=tuned.get(b[0]) == b[1])}"
         diff = paired(table, a, b, max_size)
-        rows.append({"question": f"({question})", "comparison": label, **_per_cell(diff, "n_per_class"),
+        rows.append({"question": f"({question})", "comparison": label, **per_cell(diff, "n_per_class"),
                      **paired_test(diff)})
     require(rows, "no comparison has runs on both sides: the table needs CE, Act, Act+Jac or KD students")
     frame = with_holm(pd.DataFrame(rows)).set_index(["question", "comparison"])

@@ -277,11 +277,6 @@ class Estimator:
     provenance: str
 
 
-def _per_size(diff: pd.Series) -> dict:
-    stats = diff.groupby(level="n_per_class").agg(["mean", "std", "size"])
-    return {int(n): f"{r['mean']:+.2f}" + (f" ± {r['std']:.2f}" if r["size"] > 1 else "") for n, r in stats.iterrows()}
-
-
 def estimator_comparison(real_preset: str, fdjac_preset: str, results) -> Estimator:
     """Act+FDJac (Prop 1's finite difference, no input gradient) against exact Act+Jac at each one's
     validation-chosen γ, against Act, and at equal γ: A − B in test accuracy paired by seed, a
@@ -304,7 +299,7 @@ def estimator_comparison(real_preset: str, fdjac_preset: str, results) -> Estima
         diff = answers.paired(both, a, b)
         if len(diff):
             label = f"Act+FDJac ({a[1]}) − {'Act+Jac' if b[0] == 'act+jac' else 'Act'}" + (f" ({b[1]})" if b[1] else "")
-            rows.append({"comparison": label, **_per_size(diff), **answers.paired_test(diff)})
+            rows.append({"comparison": label, **{int(n): v for n, v in answers.per_cell(diff).items()}, **answers.paired_test(diff)})
     comparison = answers.with_holm(pd.DataFrame(rows)).set_index("comparison")
     real_terms = [c for c in real if c.kind == "student" and c.method in PAPER_METHODS]
     return Estimator(both, answers.validation_curves(both).loc[["act+fdjac"]], pick, comparison,
