@@ -217,6 +217,18 @@ def transfer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     return wide.reindex(order).rename_axis("method")
 
 
+def add_size(students: pd.DataFrame, other: pd.DataFrame, size: int) -> pd.DataFrame:
+    """``students`` plus ``other``'s runs at ``size`` per class with a (method, setting) that
+    ``students`` has: a column trained under another protocol, which every table and figure that
+    shows it must mark (chapter 3: 500 per class at v3's 600 steps beside v4's 500 epochs, since
+    500 epochs there would be 40,000 steps a student). Comparisons pool sizes ≤ 100 only, so such
+    a column never enters a verdict."""
+    ours, theirs = with_settings(students), with_settings(other)
+    have = set(zip(ours["method"], ours["setting"]))
+    keep = [(m, s) in have and n == size for m, s, n in zip(theirs["method"], theirs["setting"], theirs["n_per_class"])]
+    return pd.concat([students, other.loc[theirs.index[keep]]])
+
+
 # ---------------------------------------------------------------- (a), (b), (d): Tables 1 and 2
 
 def comparisons(table: pd.DataFrame, max_size: int = 100) -> list[tuple[str, tuple, tuple]]:
@@ -291,6 +303,32 @@ def summary(answers: pd.DataFrame) -> pd.DataFrame:
         out.append({"question": question, "asks": QUESTIONS[question.strip("()")], "comparisons": len(rows),
                     **counts, "answer": answer})
     return pd.DataFrame(out).set_index("question")
+
+
+def budget_change(before: pd.DataFrame, after: pd.DataFrame, names=("before", "after")) -> pd.DataFrame:
+    """Two :func:`answer_table` tables side by side (each corrected across its own rows): per comparison,
+    its pooled mean [95% CI] and verdict under each protocol (chapter 3: v3's 600 steps against
+    the paper's 500 epochs). A comparison only one of them has shows "–" on the other side."""
+    def key(label: str) -> str:
+        return label.replace(", chosen", "")
+
+    sides = []
+    for name, table in zip(names, (before, after)):
+        side = table[["mean [95% CI]", "p (Holm)", "verdict"]].copy()
+        side.index = pd.MultiIndex.from_tuples([(q, key(c)) for q, c in side.index], names=["question", "comparison"])
+        side.columns = pd.MultiIndex.from_product([[name], side.columns], names=["quantity", ""])
+        sides.append(side)
+    return pd.concat(sides, axis=1).fillna("–")
+
+
+def changed(change: pd.DataFrame) -> str:
+    """One sentence from :func:`budget_change`'s table: which comparisons changed verdict, and how."""
+    before, after = change.columns.get_level_values(0).unique()[:2]
+    moved = change[change[(before, "verdict")] != change[(after, "verdict")]]
+    if moved.empty:
+        return f"No verdict changes between {before} and {after}."
+    parts = [f"{q} {c}: *{r[(before, 'verdict')]}* → *{r[(after, 'verdict')]}*" for (q, c), r in moved.iterrows()]
+    return f"Verdicts that change from {before} to {after}: " + "; ".join(parts) + "."
 
 
 def paper_answers(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:

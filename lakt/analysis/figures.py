@@ -30,12 +30,15 @@ def _log_x(ax, ticks):
 
 
 def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, teacher_acc: float | None = None,
-                  paper_teacher_acc: float | None = None, title: str = "ours", paper_title: str = "paper"):
+                  paper_teacher_acc: float | None = None, title: str = "ours", paper_title: str = "paper",
+                  off_budget: dict | None = None):
     """Student accuracy against examples per class (log x), one line per method.
 
     Error bars are the std over training seeds (none with one seed). With ``paper``,
     a second panel shows the paper's curves in the same colours, so the *shapes*
     can be compared even when the datasets differ. Dashed: the teacher's accuracy.
+    ``off_budget``: {size: note} of our sizes trained under another protocol, drawn open and
+    joined by a dotted line, with the note beneath the axis.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -44,20 +47,31 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
     methods = list(dict.fromkeys([*table.index, *(paper.index if paper is not None else [])]))
     colors = _method_colors(methods)
     with sns.axes_style("whitegrid"):
-        fig, axes = plt.subplots(1, len(panels), figsize=(BOOK_WIDTH - 0.6 if len(panels) > 1 else 5.2, 4.6),
+        fig, axes = plt.subplots(1, len(panels), figsize=(BOOK_WIDTH - 0.6 if len(panels) > 1 else 5.2, 4.9 if off_budget else 4.6),
                                  squeeze=False, sharey=True)
     for ax, (t, teacher, name) in zip(axes[0], panels):
         means = _means(t)
         stds = t["std"].astype(float) if isinstance(t.columns, pd.MultiIndex) else None
         sizes = [float(c) for c in means.columns]
+        marked = set(off_budget or {}) if t is table else set()
+        on = [i for i, n in enumerate(sizes) if n not in marked]
         for method in means.index:
+            y = means.loc[method].to_numpy()
             err = None if stds is None else stds.loc[method].fillna(0).to_numpy()
-            ax.errorbar(sizes, means.loc[method].to_numpy(), yerr=err, marker="o", ms=4, capsize=3,
-                        color=colors[method], label=method_label(method))
+            ax.errorbar([sizes[i] for i in on], y[on], yerr=None if err is None else err[on], marker="o", ms=4,
+                        capsize=3, color=colors[method], label=method_label(method))
+            for i in (i for i, n in enumerate(sizes) if n in marked):
+                if i > 0:
+                    ax.plot([sizes[i - 1], sizes[i]], y[i - 1:i + 1], ls=":", color=colors[method])
+                ax.errorbar([sizes[i]], [y[i]], yerr=None if err is None else [err[i]], marker="o", ms=5,
+                            mfc="white", capsize=3, color=colors[method])
+        if marked:
+            ax.set_xlabel("examples per class (log)\n" + "; ".join(f"open, {n:g}: {note}" for n, note in off_budget.items()))
         if teacher is not None:
             ax.axhline(teacher, color="0.35", ls="--", lw=1, label="teacher (VGG-9)")
         _log_x(ax, sizes)
-        ax.set_xlabel("examples per class (log)")
+        if not marked:
+            ax.set_xlabel("examples per class (log)")
         ax.set_title(name)
     axes[0, 0].set_ylabel("student test accuracy (%)")
     handles, labels = {}, {}
@@ -67,7 +81,7 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
     labels = [textwrap.fill(label, 34) for label in handles]   # two columns inside the figure's width
     fig.legend(list(handles.values()), labels, loc="lower center", ncol=2, frameon=False,
                bbox_to_anchor=(0.5, -0.02), fontsize=9)
-    fig.tight_layout(rect=(0, 0.2 if len(handles) > 4 else 0.12, 1, 1))
+    fig.tight_layout(rect=(0, (0.2 if len(handles) > 4 else 0.12) + (0.05 if off_budget else 0), 1, 1))
     return fig
 
 

@@ -251,6 +251,58 @@ def robustness_table(configs, results, form: str | None = None) -> pd.DataFrame:
     return _wide(long[["penalty", "sigma", "mean", "std", "seeds"]], "penalty", "sigma")
 
 
+TRAINING_FIGURES = ("training batches (train mode)", "training images (eval mode)", "validation", "test")
+
+
+def training_figures(configs, results, replicate=None) -> pd.DataFrame:
+    """Per penalised net (form, penalty, seed): accuracy (%) as training reports it -- its last
+    epoch's batches, in train mode (BatchNorm's batch statistics, augmented inputs) -- against the
+    un-augmented training images in eval mode (running statistics), the held-out validation images
+    and the test images. A gap between the first two is the train/eval switch; between the last
+    three, over-fitting. Runs that did not record the eval-mode figure read it from ``replicate``
+    (the same keys trained again into another results folder), which also gives its own test
+    accuracy (``replicate test``: how closely a re-run reproduces the committed one)."""
+    rows = []
+    for c in configs:
+        m = runs.load_result(c, results) if c.kind == "robust" else None
+        if m is None:
+            continue
+        again = runs.load_result(c, replicate) if replicate is not None else None
+        rows.append({"form": c.method, "penalty": c.penalty, "seed": c.seed,
+                     TRAINING_FIGURES[0]: m["history"][-1].get("train_acc", np.nan),
+                     TRAINING_FIGURES[1]: m.get("train_eval_acc", (again or {}).get("train_eval_acc", np.nan)),
+                     TRAINING_FIGURES[2]: m.get("val_acc", np.nan), TRAINING_FIGURES[3]: m["test_acc"],
+                     "replicate test": (again or {}).get("test_acc", np.nan)})
+    require(rows, "no finished penalised nets among these configs")
+    return pd.DataFrame(rows).set_index(["form", "penalty", "seed"]).sort_index()
+
+
+def training_gap(figures: pd.DataFrame, penalty: float = 0.1, over_fit: float = 3.0) -> str:
+    """What :func:`training_figures` says of the nets at ``penalty``: where their training figure
+    and their test accuracy part. Over-fitting is named when the eval-mode training accuracy sits
+    more than ``over_fit`` points above the validation accuracy; otherwise the train/eval switch."""
+    rows = figures.xs(penalty, level="penalty").droplevel("form")
+    listed = lambda col: " and ".join(f"{v:.1f}%" for v in rows[col])
+    seeds = " and ".join(str(s) for s in rows.index)
+    text = (f"At λ = {penalty:g} (seeds {seeds}) the nets end training at {listed(TRAINING_FIGURES[0])} on their "
+            f"training batches but score {listed('test')} on the test images, and {listed('validation')} on the "
+            "validation images -- held-out training images, so the test images are not simply harder.")
+    known = rows[rows[TRAINING_FIGURES[1]].notna()]
+    if known.empty:
+        return text + " Their accuracy on the training images in eval mode was not recorded."
+    for seed, r in known.iterrows():
+        switch = r[TRAINING_FIGURES[0]] - r[TRAINING_FIGURES[1]]
+        fit = r[TRAINING_FIGURES[1]] - r["validation"]
+        cause = (f"over-fitting: {fit:.1f} points above the validation images" if fit > over_fit else
+                 f"the train/eval switch, not over-fitting: {switch:.1f} points below its training batches and "
+                 f"{fit:+.1f} from the validation images")
+        again = (f" (the re-run's own test accuracy: {r['replicate test']:.1f}%, against "
+                 f"{r['test']:.1f}% committed)") if pd.notna(r["replicate test"]) else ""
+        text += (f" Seed {seed}'s net scores {r[TRAINING_FIGURES[1]]:.1f}% on the un-augmented training images in "
+                 f"eval mode{again}: {cause}.")
+    return text
+
+
 def paper_robustness_table(long: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 3 (long form, :func:`table3`) in :func:`robustness_table`'s shape."""
     long = long.copy()

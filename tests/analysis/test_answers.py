@@ -197,3 +197,33 @@ def test_conventions_read_the_cheap_penalty_in_each_readings_range():
     summed = table.loc["logit, sum over D"]                  # λ = 0.5 costs 5 clean points
     assert summed.index[0][1] == "every λ run costs > 2 clean points"
     assert table.loc["Eq 3, sum over D"].index[0][1] == "not run"
+
+
+def test_add_size_takes_the_other_protocols_column_for_the_same_settings_only():
+    ours = _table()
+    ours = ours[ours["n_per_class"] <= 100]
+    other = _table().assign(test_acc=lambda t: t["test_acc"] + 100)   # told apart by value
+    other = pd.concat([other, pd.DataFrame([_row("noisy-act", 500, 0, 1.0, noise_sigma=0.1)])])
+    both = answers.add_size(ours, other, 500)
+    added = both[both["n_per_class"] == 500]
+    # every (method, setting) of ours at 500 from the other table, nothing it lacks (noisy-act), nothing at other sizes
+    assert len(added) == len(_table().query("n_per_class == 500")) and (added["test_acc"] > 100).all()
+    assert "noisy-act" not in set(added["method"]) and len(both) == len(ours) + len(added)
+    # the verdicts never read it: comparisons pool ≤ 100 per class
+    pd.testing.assert_frame_equal(answers.answer_table(both), answers.answer_table(ours))
+
+
+def test_budget_change_pairs_comparisons_and_names_changed_verdicts():
+    before = answers.answer_table(_table())
+    after_rows = _table().assign(test_acc=lambda t: t["test_acc"] + np.where(t["method"] == "kd", 3.0, 0.0))
+    after = answers.answer_table(after_rows)
+    change = answers.budget_change(before, after, ("short", "long"))
+    assert list(change.columns.get_level_values(0).unique()) == ["short", "long"]
+    row = change.loc[("(d)", "Act − KD (T=4 α=0.9)")]
+    assert row[("short", "verdict")] == before.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)"), "verdict"]
+    assert row[("long", "verdict")] == after.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)"), "verdict"]
+    # KD 3 points better: Act − KD goes from +1 to −2 in every pair (zero spread: p = 0)
+    assert (row[("short", "verdict")], row[("long", "verdict")]) == ("holds", "reversed")
+    assert answers.changed(change).count("→") == int((change[("short", "verdict")] != change[("long", "verdict")]).sum())
+    assert "*holds* → *reversed*" in answers.changed(change)
+    assert answers.changed(answers.budget_change(before, before)).startswith("No verdict changes")

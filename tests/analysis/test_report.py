@@ -355,3 +355,45 @@ def test_budget_table_counts_the_steps_each_run_took(tmp_path):
     assert t[["method", "steps", "seeds", "mean"]].values.tolist() == [["act", 6, 1, 45.0], ["ce", 6, 1, 40.0]]
     with pytest.raises(LaktError, match="no finished student at 10 per class"):
         report.budget_table(["smoke"], tmp_path, size=10)
+
+
+def test_training_figures_read_the_eval_mode_figure_from_the_run_or_its_replicate(tmp_path):
+    configs = report.robustness_runs("smoke", "digits", [0, 1])
+    for c in configs:   # seed 1 recorded the eval-mode figure itself; seed 0 only in its replicate
+        own = {"train_eval_acc": 40.0 + c.penalty} if c.seed == 1 else {}
+        fake_result(c, tmp_path / "results", test_acc=30.0 + c.seed, val_acc=31.0, history=[{"train_acc": 60.0}], **own)
+        if c.seed == 0:
+            fake_result(c, tmp_path / "again", test_acc=29.0, train_eval_acc=33.0, history=[{"train_acc": 1.0}])
+    table = report.training_figures(configs, tmp_path / "results", replicate=tmp_path / "again")
+    assert len(table) == len(configs)
+    for c in configs:
+        row = table.loc[(c.method, c.penalty, c.seed)]
+        assert row["training batches (train mode)"] == 60.0 and row["validation"] == 31.0
+        assert row["test"] == 30.0 + c.seed
+        assert row["training images (eval mode)"] == (33.0 if c.seed == 0 else 40.0 + c.penalty)
+        assert row["replicate test"] == 29.0 if c.seed == 0 else math.isnan(row["replicate test"])
+    penalty = runs.PRESETS["smoke"].penalties[-1]
+    text = report.training_gap(table, penalty)
+    # seed 0: 60 in train mode, 33 in eval mode, 31 on validation: the switch (27 points), not over-fitting (+2)
+    assert "60.0% and 60.0% on their training batches" in text and "30.0% and 31.0% on the test images" in text
+    assert "Seed 0's net scores 33.0%" in text and "the train/eval switch, not over-fitting: 27.0 points" in text
+    assert "+2.0 from the validation images" in text and "29.0%, against 30.0% committed" in text
+    assert f"over-fitting: {40.0 + penalty - 31.0:.1f} points above" in report.training_gap(table, penalty, over_fit=1.0)
+    assert report.training_gap(report.training_figures(configs, tmp_path / "again"), penalty).count("Seed") == 1
+
+
+def test_plot_transfer_draws_an_off_budget_size_open():
+    from lakt.analysis import answers
+    rows = [{"method": m, "n_per_class": n, "seed": s, "val_acc": 50.0, "test_acc": 40.0 + n / 100 + s}
+            for m in ("ce", "act") for n in (5, 100, 500) for s in (0, 1)]
+    table = answers.transfer_table(pd.DataFrame(rows))
+    fig = figures.plot_transfer(table, off_budget={500: "another protocol"})
+    ax = fig.axes[0]
+    open_points = [line for line in ax.lines if line.get_markerfacecolor() == "white"]
+    assert len(open_points) == len(table) and all(list(line.get_xdata()) == [500.0] for line in open_points)
+    assert all(list(c.lines[0].get_xdata()) == [5.0, 100.0] for c in ax.containers[::2])   # solid: on budget only
+    dotted = [line for line in ax.lines if line.get_linestyle() == ":"]
+    assert [list(line.get_xdata()) for line in dotted] == [[100.0, 500.0]] * len(table)
+    assert list(dotted[0].get_ydata()) == pytest.approx([41.5, 45.5])   # ce's means at 100 and 500
+    assert "another protocol" in ax.get_xlabel()
+    plt.close(fig)
