@@ -6,8 +6,11 @@ as mean +- std of the accuracy (in percent).
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .checks import check_model_input, labels_fit_outputs
 from .data import as_split
@@ -55,3 +58,53 @@ def noise_robustness(model: nn.Module, split, sigmas=PAPER_SIGMAS, trials: int =
         rows.append({"sigma": sigma, "mean": accs.mean().item(),
                      "std": accs.std().item() if len(accs) > 1 else 0.0, "trials": len(accs)})
     return rows
+
+
+def _batches(n: int, size: int) -> list[slice]:
+    """Consecutive slices of ``size``; a last batch of one image joins the one before (train-mode
+    BatchNorm has no statistics of a single image)."""
+    starts = list(range(0, n, size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [slice(a, b) for a, b in zip(starts, starts[1:] + [n])]
+
+
+def recalibrated(model: nn.Module, split, batch_size: int = 64) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm running statistics are estimated again on ``split``:
+    one pass in train mode without gradients, a plain average over the batches instead of the
+    momentum's moving one; the weights are untouched.
+
+    Why: eval mode normalises with running statistics averaged over the *training batches* --
+    augmented, and taken while the weights moved. A net whose activations shrank to the scale of
+    BatchNorm's eps (a strong Jacobian penalty does that) can be far more accurate on its own
+    batches than in eval mode; re-estimating the statistics tells that apart from a net that
+    learned little (chapter 5 measures both on Table 3's nets).
+    """
+    split = as_split(split, "split")
+    require(len(split) >= 2 and batch_size >= 2, "recalibrating BatchNorm needs batches of at least 2 images")
+    twin = copy.deepcopy(model)
+    norms = [m for m in twin.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None            # cumulative average over this pass
+    twin.train()
+    device = next(twin.parameters()).device
+    with torch.no_grad():
+        for part in _batches(len(split), batch_size):
+            twin(split.x[part].to(device))
+    for bn, original in zip(norms, (m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats)):
+        bn.momentum = original.momentum
+    return twin.eval()
+
+
+def batch_statistics_accuracy(model: nn.Module, split, batch_size: int = 64) -> float:
+    """Accuracy (%) with every BatchNorm normalising by each batch's own statistics (train mode,
+    as the training log measures it), on a copy so the model's running statistics stay as they are."""
+    split = as_split(split, "split")
+    twin = copy.deepcopy(model).train()
+    device = next(twin.parameters()).device
+    correct = 0
+    with torch.no_grad():
+        for part in _batches(len(split), batch_size):
+            correct += (twin(split.x[part].to(device)).argmax(dim=1) == split.y[part].to(device)).sum().item()
+    return 100.0 * correct / max(1, len(split))
