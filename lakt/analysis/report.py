@@ -303,6 +303,31 @@ def training_gap(figures: pd.DataFrame, penalty: float = 0.1, over_fit: float = 
     return text
 
 
+BATCHNORM_STATISTICS = {"running": "running (as trained; Table 3)", "batch": "each batch's own (train mode)",
+                        "recalibrated": "re-estimated on the training images"}
+
+
+def batchnorm_statistics(path) -> pd.DataFrame:
+    """``benchmarks/batchnorm_statistics.py``'s CSV: test accuracy (%) per penalised net under each
+    BatchNorm statistics, indexed (form, penalty, seed, results folder), with where it was measured."""
+    frame = pd.read_csv(path)
+    require(set(BATCHNORM_STATISTICS) <= set(frame.columns),
+            f"{path} is not benchmarks/batchnorm_statistics.py's output; run that script to write it")
+    shown = frame.set_index(["form", "penalty", "seed", "results"])[list(BATCHNORM_STATISTICS)]
+    shown.attrs["measured"] = "; ".join(sorted({f"{r.utc} on {r.device}, commit {str(r.commit)[:7]}"
+                                                for r in frame.itertuples()}))
+    return shown.rename(columns=BATCHNORM_STATISTICS)
+
+
+def batchnorm_reading(table: pd.DataFrame) -> str:
+    """One sentence per net of :func:`batchnorm_statistics`: what re-estimating the statistics recovers."""
+    running, batch, again = BATCHNORM_STATISTICS.values()
+    parts = [f"λ = {penalty:g}, seed {seed} (`{folder}/`): {r[running]:.1f}% with the running statistics, "
+             f"{r[again]:.1f}% once they are re-estimated ({r[again] - r[running]:+.1f} points; its own batches' "
+             f"statistics give {r[batch]:.1f}%)" for (_, penalty, seed, folder), r in table.iterrows()]
+    return "; ".join(parts) + f". Measured {table.attrs.get('measured', '')}." if parts else "No net's weights measured."
+
+
 def paper_robustness_table(long: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 3 (long form, :func:`table3`) in :func:`robustness_table`'s shape."""
     long = long.copy()

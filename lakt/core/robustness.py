@@ -69,10 +69,11 @@ def _batches(n: int, size: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(starts, starts[1:] + [n])]
 
 
-def recalibrated(model: nn.Module, split, batch_size: int = 64) -> nn.Module:
+def recalibrated(model: nn.Module, split, batch_size: int = 64, seed: int = 0) -> nn.Module:
     """A copy of ``model`` whose BatchNorm running statistics are estimated again on ``split``:
-    one pass in train mode without gradients, a plain average over the batches instead of the
-    momentum's moving one; the weights are untouched.
+    one pass in train mode without gradients over batches drawn in a seeded random order (as
+    training draws them: batches of one class would miss the variance between classes), a plain
+    average over the batches instead of the momentum's moving one; the weights are untouched.
 
     Why: eval mode normalises with running statistics averaged over the *training batches* --
     augmented, and taken while the weights moved. A net whose activations shrank to the scale of
@@ -89,22 +90,26 @@ def recalibrated(model: nn.Module, split, batch_size: int = 64) -> nn.Module:
         bn.momentum = None            # cumulative average over this pass
     twin.train()
     device = next(twin.parameters()).device
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         for part in _batches(len(split), batch_size):
-            twin(split.x[part].to(device))
+            twin(split.x[order[part]].to(device))
     for bn, original in zip(norms, (m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats)):
         bn.momentum = original.momentum
     return twin.eval()
 
 
-def batch_statistics_accuracy(model: nn.Module, split, batch_size: int = 64) -> float:
+def batch_statistics_accuracy(model: nn.Module, split, batch_size: int = 64, seed: int = 0) -> float:
     """Accuracy (%) with every BatchNorm normalising by each batch's own statistics (train mode,
-    as the training log measures it), on a copy so the model's running statistics stay as they are."""
+    as the training log measures it), batches drawn in a seeded random order (a folder's images
+    come sorted by class), on a copy so the model's running statistics stay as they are."""
     split = as_split(split, "split")
     twin = copy.deepcopy(model).train()
     device = next(twin.parameters()).device
     correct = 0
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         for part in _batches(len(split), batch_size):
-            correct += (twin(split.x[part].to(device)).argmax(dim=1) == split.y[part].to(device)).sum().item()
+            x, y = split.x[order[part]].to(device), split.y[order[part]].to(device)
+            correct += (twin(x).argmax(dim=1) == y).sum().item()
     return 100.0 * correct / max(1, len(split))

@@ -397,3 +397,19 @@ def test_plot_transfer_draws_an_off_budget_size_open():
     assert list(dotted[0].get_ydata()) == pytest.approx([41.5, 45.5])   # ce's means at 100 and 500
     assert "another protocol" in ax.get_xlabel()
     plt.close(fig)
+
+
+def test_batchnorm_statistics_read_the_benchmarks_csv_and_say_what_recalibration_recovers(tmp_path):
+    path = tmp_path / "bn.csv"
+    pd.DataFrame([{"preset": "p", "results": "replicate", "form": "ce+jacnorm", "penalty": 0.1, "seed": 0, "key": "k",
+                   "running": 33.43, "batch": 60.01, "recalibrated": 60.77, "utc": "2026-12-07T19:30:00Z",
+                   "device": "cpu (x86_64, 2 threads)", "commit": "abcdef123"}]).to_csv(path, index=False)
+    table = report.batchnorm_statistics(path)
+    assert list(table.columns) == list(report.BATCHNORM_STATISTICS.values())
+    assert table.loc[("ce+jacnorm", 0.1, 0, "replicate")].tolist() == [33.43, 60.01, 60.77]
+    text = report.batchnorm_reading(table)
+    assert "33.4% with the running statistics, 60.8% once they are re-estimated (+27.3 points" in text
+    assert "60.0%" in text and "commit abcdef1" in text
+    pd.DataFrame([{"x": 1}]).to_csv(path, index=False)
+    with pytest.raises(LaktError, match="batchnorm_statistics.py"):
+        report.batchnorm_statistics(path)
