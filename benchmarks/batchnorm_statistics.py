@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lakt import runs
+from lakt.core.data import load
 from lakt.core.robustness import batch_statistics_accuracy, recalibrated
 from lakt.core.train import evaluate
 from lakt.runs import cache
@@ -41,13 +42,13 @@ def main() -> None:
     rows, data = [], None
     for preset in PRESETS:
         for config in (c for c in runs.preset(preset) if c.kind == "robust"):
+            config = cache.resolve(config, args.data_root)
             for folder in (args.results, args.results / "replicate"):
-                config = cache.resolve(config, args.data_root)
                 weights = config.folder(folder)
                 if runs.load_result(config, folder) is None or not any(
                         (weights / name).exists() for name in ("model.pt", cache.FP16_WEIGHTS)):
                     continue
-                data = data or cache._dataset(config.dataset, args.data_root, False)
+                data = data or load(config.dataset, args.data_root)
                 train, _ = cache.training_split(config, data)
                 model = cache.load_model(config, folder, data.num_classes, data.in_channels, device="cpu").float()
                 row = {"preset": preset, "results": folder.name, "form": config.method, "penalty": config.penalty,

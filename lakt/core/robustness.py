@@ -60,20 +60,23 @@ def noise_robustness(model: nn.Module, split, sigmas=PAPER_SIGMAS, trials: int =
     return rows
 
 
-def _batches(n: int, size: int) -> list[slice]:
-    """Consecutive slices of ``size``; a last batch of one image joins the one before (train-mode
-    BatchNorm has no statistics of a single image)."""
-    starts = list(range(0, n, size))
-    if len(starts) > 1 and n - starts[-1] == 1:
+def _shuffled_batches(split, batch_size: int, seed: int, device):
+    """(images, labels) on ``device`` in batches of ``batch_size`` drawn in a seeded random order, as
+    training draws them (a folder's images come sorted by class, and batches of one class would
+    give BatchNorm one class's statistics); a last batch of one image joins the one before
+    (train-mode BatchNorm has no statistics of a single image)."""
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    starts = list(range(0, len(split), batch_size))
+    if len(starts) > 1 and len(split) - starts[-1] == 1:
         starts.pop()
-    return [slice(a, b) for a, b in zip(starts, starts[1:] + [n])]
+    for a, b in zip(starts, starts[1:] + [len(split)]):
+        yield split.x[order[a:b]].to(device), split.y[order[a:b]].to(device)
 
 
 def recalibrated(model: nn.Module, split, batch_size: int = 64, seed: int = 0) -> nn.Module:
     """A copy of ``model`` whose BatchNorm running statistics are estimated again on ``split``:
-    one pass in train mode without gradients over batches drawn in a seeded random order (as
-    training draws them: batches of one class would miss the variance between classes), a plain
-    average over the batches instead of the momentum's moving one; the weights are untouched.
+    one pass in train mode without gradients (:func:`_shuffled_batches`), a plain average over the
+    batches instead of the momentum's moving one; the weights are untouched.
 
     Why: eval mode normalises with running statistics averaged over the *training batches* --
     augmented, and taken while the weights moved. A net whose activations shrank to the scale of
@@ -83,33 +86,28 @@ def recalibrated(model: nn.Module, split, batch_size: int = 64, seed: int = 0) -
     """
     split = as_split(split, "split")
     require(len(split) >= 2 and batch_size >= 2, "recalibrating BatchNorm needs batches of at least 2 images")
-    twin = copy.deepcopy(model)
+    twin = copy.deepcopy(model).train()
     norms = [m for m in twin.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    momenta = [bn.momentum for bn in norms]
     for bn in norms:
         bn.reset_running_stats()
         bn.momentum = None            # cumulative average over this pass
-    twin.train()
-    device = next(twin.parameters()).device
-    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        for part in _batches(len(split), batch_size):
-            twin(split.x[order[part]].to(device))
-    for bn, original in zip(norms, (m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats)):
-        bn.momentum = original.momentum
+        for x, _ in _shuffled_batches(split, batch_size, seed, next(twin.parameters()).device):
+            twin(x)
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
     return twin.eval()
 
 
 def batch_statistics_accuracy(model: nn.Module, split, batch_size: int = 64, seed: int = 0) -> float:
     """Accuracy (%) with every BatchNorm normalising by each batch's own statistics (train mode,
-    as the training log measures it), batches drawn in a seeded random order (a folder's images
-    come sorted by class), on a copy so the model's running statistics stay as they are."""
+    as the training log measures it; batches of :func:`_shuffled_batches`), on a copy so the
+    model's running statistics stay as they are."""
     split = as_split(split, "split")
     twin = copy.deepcopy(model).train()
-    device = next(twin.parameters()).device
     correct = 0
-    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        for part in _batches(len(split), batch_size):
-            x, y = split.x[order[part]].to(device), split.y[order[part]].to(device)
+        for x, y in _shuffled_batches(split, batch_size, seed, next(twin.parameters()).device):
             correct += (twin(x).argmax(dim=1) == y).sum().item()
     return 100.0 * correct / max(1, len(split))
