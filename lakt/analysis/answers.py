@@ -372,6 +372,26 @@ def noise_answers(curves: pd.DataFrame, noisy=(0.3, 0.4), max_cost: float = 2.0)
     return frame
 
 
+def noise_reading(noise: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> str:
+    """(c) in words, one sentence per penalty form: the verdict at the strongest penalty costing ≤ 2 clean
+    points (``noise``: :func:`noise_answers`), or why there is none, and the clean accuracy at each λ
+    (``tables``: :func:`lakt.analysis.report.robustness_tables`)."""
+    from .report import PENALTY_FORMS
+
+    lines = []
+    for form, table in tables.items():
+        rows = noise.xs(form, level="form") if form in noise.index.get_level_values("form") else noise.iloc[:0]
+        cheap = rows[rows["answers"]]
+        verdict = (f"at λ = {cheap.index[0]:g}, clean cost {cheap['clean cost'].iloc[0]:.2f} points: "
+                   f"**{cheap['verdict'].iloc[0]}** ({cheap['mean [95% CI]'].iloc[0]} points, "
+                   f"{cheap['positive'].iloc[0]} pairs ahead, p (Holm) {cheap['p (Holm)'].iloc[0]})"
+                   if len(cheap) else "**not testable here**: no strength run costs ≤ 2 clean points")
+        clean = table["mean"][0.0]
+        lines.append(f"**(c), {PENALTY_FORMS[form]}:** {verdict}. Clean accuracy (σ = 0): "
+                     + ", ".join(f"λ = {lam:g}: {acc:.1f}%" for lam, acc in clean.items()) + ".")
+    return "\n\n".join(lines)
+
+
 # ---------------------------------------------------------------- the verdict page
 
 CLAIMS = {
@@ -382,6 +402,10 @@ CLAIMS = {
 }
 """Question -> (claim, method A, method B, short name): the one comparison each row measures.
 A setting of None is the validation-chosen one."""
+
+PENALTY_ROWS = {"ce+jacnorm": ("logit", "on the label logit, Prop 2's label row"),
+                "ce+logjacnorm": ("Eq 3", "Eq 3's, on the label's log-softmax")}
+"""Penalty form -> (its verdict row's name, how the claim names it)."""
 
 LINKS = {"(a)": "03_transfer_cifar10.html#sec-answers", "(b)": "03_transfer_cifar10.html#sec-answers",
          "(d)": "03_transfer_cifar10.html#sec-answers", "(c)": "05_noise_robustness.html#sec-noise-answers",
@@ -405,9 +429,11 @@ def _measure(students: pd.DataFrame, a: tuple, b: tuple) -> dict:
 
 
 def _shown(m: dict) -> str:
+    """A measure as the verdict page shows it; ``positive`` may already read "k of n" (:func:`with_holm`)."""
     if not m.get("pairs"):
-        return "not run"
-    return f"{interval(m)} pts; {m['positive']} of {m['pairs']} pairs > 0".replace("-", "−")
+        return m.get("why", "not run")
+    positive = m["positive"] if isinstance(m["positive"], str) else f"{m['positive']} of {m['pairs']}"
+    return f"{interval(m)} pts; {positive} pairs > 0".replace("-", "−")
 
 
 def scale_parts(configs, done: pd.DataFrame, steps: int | None = None) -> list[str]:
@@ -431,8 +457,8 @@ def scale(configs, done: pd.DataFrame, steps: int | None = None) -> str:
 
 
 def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results, theory: dict) -> pd.DataFrame:
-    """The verdict table (rows (a), (b), (c), (d), Prop 1, Prop 2) from the committed runs; the four
-    experiments' p-values Holm-corrected together.
+    """The verdict table (rows (a), (b), (c) once per penalty form, (d), Prop 1, Prop 2) from the committed
+    runs; the experiments' p-values Holm-corrected together.
 
     ``theory``: :func:`lakt.analysis.propositions.proposition_orders`'s dict."""
     from pathlib import Path
@@ -464,17 +490,20 @@ def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results
         measures.append(ours)
     robust_configs = [c for c in runs.preset(robust_preset) if c.kind == "robust"]
     noise = noise_answers(noise_curves(robust_configs, results))
-    paper_noise = noise_answers(paper_curves(table3()))
-    chosen, paper_row = noise[noise["answers"]], paper_noise[paper_noise["answers"]].iloc[0]
-    c_measure = chosen.iloc[0].to_dict() if len(chosen) else {"pairs": 0}
-    at = f"λ = {chosen.index[0][1]:g}, {chosen.index[0][0]}" if len(chosen) else "none of those run is that cheap"
-    rows.append({"question": "(c)", "claim": "A Jacobian-norm penalty makes a net more accurate under input noise: the "
-                 f"strongest penalty costing ≤ 2 clean points ({at}) − none, at σ = 0.3 and 0.4",
-                 "paper": f"{paper_row['mean']:+.2f} pts (Table 3, penalty {paper_row.name[1]:g}, CIFAR-100, one net)",
-                 "ours": _shown(c_measure), "paper scale": "not run",
-                 "scale": scale(robust_configs, real[real["kind"] == "robust"]) if robust_preset == real_preset else
-                 scale(robust_configs, runs.collect(robust_configs, results))})
-    measures.append(c_measure)
+    paper_row = (p := noise_answers(paper_curves(table3())))[p["answers"]].iloc[0]
+    robust_scale = (scale(robust_configs, real[real["kind"] == "robust"]) if robust_preset == real_preset else
+                    scale(robust_configs, runs.collect(robust_configs, results)))
+    for form in noise.index.unique("form"):   # one row per reading of the penalty (chapter 5)
+        rows_of_form = noise.xs(form, level="form")
+        chosen = rows_of_form[rows_of_form["answers"]]
+        c_measure = chosen.iloc[0].to_dict() if len(chosen) else {"pairs": 0, "why": "no strength run costs ≤ 2 clean points"}
+        at = f"λ = {chosen.index[0]:g}" if len(chosen) else "none of those run is that cheap"
+        rows.append({"question": f"(c) {PENALTY_ROWS[form][0]}",
+                     "claim": f"A Jacobian-norm penalty ({PENALTY_ROWS[form][1]}) makes a net more accurate under "
+                     f"input noise: the strongest penalty costing ≤ 2 clean points ({at}) − none, at σ = 0.3 and 0.4",
+                     "paper": f"{paper_row['mean']:+.2f} pts (Table 3, penalty {paper_row.name[1]:g}, CIFAR-100, one net)",
+                     "ours": _shown(c_measure), "paper scale": "not run", "scale": robust_scale})
+        measures.append(c_measure)
     p = holm([m.get("p", np.nan) for m in measures])
     for row, m, ph in zip(rows, measures, p):
         row["verdict"] = word(m.get("mean", np.nan), ph)
@@ -487,8 +516,9 @@ def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results
                      f"{'exactly 0' if t['relu_exact'] else 'not 0'} for σ ≤ 1e-3",
                      "paper scale": "not run", "scale": t["scale"], "p (Holm)": "–",
                      "verdict": proposition(t["relu_exact"], t["order"])})
-    frame = pd.DataFrame(rows).set_index("question").reindex(["(a)", "(b)", "(c)", "(d)", "Prop 1", "Prop 2"])
-    frame["where"] = [LINKS.get(q, "") for q in frame.index]
+    order = ["(a)", "(b)", *[r["question"] for r in rows if r["question"].startswith("(c)")], "(d)", "Prop 1", "Prop 2"]
+    frame = pd.DataFrame(rows).set_index("question").reindex(order)
+    frame["where"] = [LINKS.get(q[:3], "") for q in frame.index]
     return frame
 
 

@@ -85,12 +85,13 @@ def plot_transfer(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, tea
     return fig
 
 
-def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, title: str = "ours",
+def plot_robustness(table, *, paper: pd.DataFrame | None = None, title: str = "ours",
                     paper_title: str = "paper"):
     """Accuracy against input-noise σ, one line per Jacobian-penalty strength (error bars: std).
 
-    A flatter line is a more noise-robust network. With ``paper`` (either
-    :func:`lakt.analysis.report.table3` or :func:`paper_robustness_table`), a second panel
+    A flatter line is a more noise-robust network. ``table``: one robustness table, or a dict of
+    them (panel title -> table, e.g. one per penalty form), each its own panel. With ``paper``
+    (either :func:`lakt.analysis.report.table3` or :func:`paper_robustness_table`), a last panel
     shows the paper's Table 3; penalties share a colour map across panels.
     """
     import matplotlib.pyplot as plt
@@ -98,8 +99,9 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
 
     if paper is not None and not isinstance(paper.columns, pd.MultiIndex):
         paper = paper_robustness_table(paper)
-    panels = [(table, title)] + ([(paper, paper_title)] if paper is not None else [])
-    penalties = sorted(set(table.index) | (set(paper.index) if paper is not None else set()))
+    ours = list(table.items()) if isinstance(table, dict) else [(title, table)]
+    panels = [(t, name) for name, t in ours] + ([(paper, paper_title)] if paper is not None else [])
+    penalties = sorted(set().union(*(t.index for t, _ in panels)))
     colors = penalty_colors(penalties)
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(1, len(panels), figsize=(BOOK_WIDTH if len(panels) > 1 else 5.2, 4.2),
@@ -117,9 +119,10 @@ def plot_robustness(table: pd.DataFrame, *, paper: pd.DataFrame | None = None, t
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
+    rows = -(-len(handles) // 5)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 5), frameon=False,
                title="Jacobian-norm penalty", fontsize=9, title_fontsize=9)   # below the panels, never over a curve
-    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.tight_layout(rect=(0, 0.1 + 0.06 * rows, 1, 1))
     return fig
 
 

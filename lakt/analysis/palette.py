@@ -25,7 +25,8 @@ METHOD_LABELS = {
     "noisy-act+ce": "Match Activations at noisy inputs + CE",
     "act+fulljac": "Match {Activations + projected full Jacobian}",
     "act+fulljac+ce": "Match {Activations + projected full Jacobian} + CE",
-    "ce+jacnorm": "CE + Jacobian-norm penalty (Prop 2)",
+    "ce+jacnorm": "CE + Jacobian-norm penalty on the label logit (Prop 2, one row)",
+    "ce+logjacnorm": "CE + Jacobian-norm penalty on the label's log-softmax (Eq 3)",
     "kd": "Hinton knowledge distillation (KL at temperature T + CE)",
     "at+ce": "Attention transfer (Zagoruyko & Komodakis) + CE",
     "act+fdjac": "Match {Activations + full Jacobian (finite differences)}",
@@ -36,7 +37,8 @@ METHOD_LABELS = {
 SHORT_NAMES = {"ce": "CE", "act": "Act", "act+ce": "Act+CE", "jac+ce": "Jac+CE", "act+jac": "Act+Jac",
                "act+jac+ce": "Act+Jac+CE", "noisy-act": "Noisy Act", "noisy-act+ce": "Noisy Act+CE",
                "kd": "KD", "at+ce": "AT+CE", "act+fdjac": "Act+FDJac", "act+fdjac+ce": "Act+FDJac+CE",
-               "act+fulljac": "Act+FullJac", "act+fulljac+ce": "Act+FullJac+CE", "ce+jacnorm": "CE+JacNorm"}
+               "act+fulljac": "Act+FullJac", "act+fulljac+ce": "Act+FullJac+CE", "ce+jacnorm": "CE+JacNorm",
+               "ce+logjacnorm": "CE+LogJacNorm"}
 """The short names the book's tables and answers use."""
 
 METHOD_COLORS = {
@@ -55,6 +57,7 @@ METHOD_COLORS = {
     "act+fulljac": "#6A3D9A",
     "act+fulljac+ce": "#9E7BC4",
     "ce+jacnorm": "#117733",
+    "ce+logjacnorm": "#44AA99",
 }
 """One colour per method, the same in every figure of the book (Okabe-Ito first)."""
 

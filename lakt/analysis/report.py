@@ -251,6 +251,20 @@ def robustness_table(configs, results, form: str | None = None) -> pd.DataFrame:
     return _wide(long[["penalty", "sigma", "mean", "std", "seeds"]], "penalty", "sigma")
 
 
+PENALTY_FORMS = {"ce+jacnorm": "logit penalty λ‖∇ₓ S_y‖²", "ce+logjacnorm": "Eq 3's penalty λ‖∇ₓ log softmax(S)_y‖²"}
+PENALTY_NAMES = {"ce+jacnorm": "logit penalty", "ce+logjacnorm": "Eq 3 penalty"}
+"""The two readings of Table 3's penalty, by the penalised nets' method: the label logit's input
+gradient (Prop 2's sum approximated by its label row, §3) or the label's log-softmax (Eq 3, the
+cross-entropy form the paper trains Table 3 with). ``PENALTY_NAMES``: each in two words."""
+
+
+def robustness_tables(configs, results) -> dict[str, pd.DataFrame]:
+    """:func:`robustness_table` once per penalty form the configs hold (keyed by form, in
+    :data:`PENALTY_FORMS`' order), each with the unpenalised nets as its row 0."""
+    forms = {c.method for c in configs if c.kind == "robust" and c.penalty > 0}
+    return {form: robustness_table(configs, results, form=form) for form in PENALTY_FORMS if form in forms}
+
+
 TRAINING_FIGURES = ("training batches (train mode)", "training images (eval mode)", "validation", "test")
 
 
@@ -277,14 +291,15 @@ def training_figures(configs, results, replicate=None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["form", "penalty", "seed"]).sort_index()
 
 
-def training_gap(figures: pd.DataFrame, penalty: float = 0.1, over_fit: float = 3.0) -> str:
-    """What :func:`training_figures` says of the nets at ``penalty``: where their training figure
-    and their test accuracy part. Over-fitting is named when the eval-mode training accuracy sits
-    more than ``over_fit`` points above the validation accuracy; otherwise the train/eval switch."""
-    rows = figures.xs(penalty, level="penalty").droplevel("form")
+def training_gap(figures: pd.DataFrame, penalty: float = 0.1, over_fit: float = 3.0, form: str = "ce+jacnorm") -> str:
+    """What :func:`training_figures` says of the nets of penalty ``form`` at ``penalty``: where their
+    training figure and their test accuracy part. Over-fitting is named when the eval-mode training
+    accuracy sits more than ``over_fit`` points above the validation accuracy; otherwise the train/eval
+    switch."""
+    rows = figures.xs((form, penalty), level=("form", "penalty"))
     listed = lambda col: " and ".join(f"{v:.1f}%" for v in rows[col])
-    seeds = " and ".join(str(s) for s in rows.index)
-    text = (f"At λ = {penalty:g} (seeds {seeds}) the nets end training at {listed(TRAINING_FIGURES[0])} on their "
+    seeds = ("seeds " if len(rows) > 1 else "seed ") + " and ".join(str(s) for s in rows.index)
+    text = (f"With the {PENALTY_NAMES[form]} at λ = {penalty:g} ({seeds}) the nets end training at {listed(TRAINING_FIGURES[0])} on their "
             f"training batches but score {listed('test')} on the test images, and {listed('validation')} on the "
             "validation images -- held-out training images, so the test images are not simply harder.")
     known = rows[rows[TRAINING_FIGURES[1]].notna()]
@@ -301,6 +316,12 @@ def training_gap(figures: pd.DataFrame, penalty: float = 0.1, over_fit: float = 
         text += (f" Seed {seed}'s net scores {r[TRAINING_FIGURES[1]]:.1f}% on the un-augmented training images in "
                  f"eval mode{again}: {cause}.")
     return text
+
+
+def training_gaps(figures: pd.DataFrame, penalty: float = 0.1) -> str:
+    """:func:`training_gap` for every penalty form with nets at ``penalty``, one paragraph each."""
+    held = set(figures.index.droplevel("seed"))
+    return "\n\n".join(training_gap(figures, penalty, form=f) for f in PENALTY_FORMS if (f, penalty) in held)
 
 
 BATCHNORM_STATISTICS = {"running": "running (as trained; Table 3)", "batch": "each batch's own (train mode)",

@@ -148,6 +148,20 @@ def test_a_collapsed_net_is_not_more_accurate():
     assert not table["answers"].any() and table.loc[("ce+jacnorm", 1.0), "verdict"] == "reversed"
 
 
+def test_noise_reading_says_each_forms_verdict_or_why_none():
+    curves = _curves()
+    eq3 = curves[curves["penalty"] == 10.0].assign(form="ce+logjacnorm")   # 5 clean points: none cheap enough
+    noise = answers.noise_answers(pd.concat([curves, eq3]))
+    tables = {form: pd.concat({"mean": pd.DataFrame({0.0: [60.0, 59.0]}, index=[0.0, 1.0])}, axis=1)
+              for form in report.PENALTY_FORMS}
+    logit_line, eq3_line = answers.noise_reading(noise, tables).split("\n\n")
+    row = noise.loc[("ce+jacnorm", 1.0)]
+    assert logit_line.startswith(f"**(c), {report.PENALTY_FORMS['ce+jacnorm']}:** at λ = 1, clean cost 1.00 points: "
+                                 f"**{row['verdict']}** ({row['mean [95% CI]']} points, 6 of 6 pairs ahead")
+    assert "**not testable here**: no strength run costs ≤ 2 clean points" in eq3_line
+    assert eq3_line.endswith("λ = 0: 60.0%, λ = 1: 59.0%.")
+
+
 def test_paper_table3_answers_at_its_strongest_penalty():
     table = answers.noise_answers(report.paper_curves(report.table3()))
     row = table[table["answers"]].iloc[0]

@@ -194,6 +194,27 @@ def test_robustness_table_spreads_over_seeds_and_draws_apart(tmp_path):
         assert math.isnan(spread.loc[(form, p, 0.0), "draw std"])
 
 
+def test_robustness_tables_one_per_penalty_form_sharing_the_unpenalised_nets(tmp_path):
+    import dataclasses
+    logit = report.robustness_runs("smoke", "digits", [0, 1])
+    eq3 = [dataclasses.replace(c, method="ce+logjacnorm") for c in logit if c.penalty > 0]
+    for c in logit + eq3:   # accuracy at σ = 0.2: 90 unpenalised, 80 + λ logit, 70 + λ Eq 3; seed adds 1
+        acc = {"ce+jacnorm": 80.0, "ce+logjacnorm": 70.0}[c.method] + c.penalty if c.penalty else 90.0
+        fake_result(c, tmp_path, test_acc=99.0, noise=[{"sigma": 0.2, "mean": acc + c.seed, "std": 1.0, "trials": 3}])
+    tables = report.robustness_tables(logit + eq3, tmp_path)
+    assert list(tables) == list(report.PENALTY_FORMS)   # the logit first, then Eq 3
+    penalties = runs.PRESETS["smoke"].penalties
+    for (form, table), base in zip(tables.items(), (80.0, 70.0)):
+        assert list(table.index) == sorted(penalties)
+        for p in penalties:
+            want = 90.0 if p == 0 else base + p
+            assert table["mean"].loc[p, 0.2] == pytest.approx(want + 0.5), form   # seeds 0, 1
+    fig = figures.plot_robustness({f"ours, {report.PENALTY_NAMES[f]}": t for f, t in tables.items()}, paper=report.table3())
+    assert [ax.get_title() for ax in fig.axes] == ["ours, logit penalty", "ours, Eq 3 penalty", "paper"]
+    plt.close(fig)
+    assert list(report.robustness_tables(logit, tmp_path)) == ["ce+jacnorm"]
+
+
 def test_paper_robustness_table_has_table3_shape():
     t = report.paper_robustness_table(report.table3())
     assert t["mean"].shape == (5, 5)
@@ -380,6 +401,7 @@ def test_training_figures_read_the_eval_mode_figure_from_the_run_or_its_replicat
     assert "+2.0 from the validation images" in text and "29.0%, against 30.0% committed" in text
     assert f"over-fitting: {40.0 + penalty - 31.0:.1f} points above" in report.training_gap(table, penalty, over_fit=1.0)
     assert report.training_gap(report.training_figures(configs, tmp_path / "again"), penalty).count("Seed") == 1
+    assert report.training_gaps(table, penalty) == text   # the logit penalty's nets only
 
 
 def test_plot_transfer_draws_an_off_budget_size_open():

@@ -205,7 +205,7 @@ def test_every_page_reads_well_offline(served, browser, tmp_path):   # build the
     assert "Results at a glance" in verdict_text
     rows = page.evaluate("() => [...document.querySelectorAll('div.lakt-verdicts tbody tr')].map("
                          "r => [r.querySelector('th').innerText, r.querySelector('td[data-label=\"verdict\"]').innerText])")
-    assert [q for q, _ in rows] == ["(a)", "(b)", "(c)", "(d)", "Prop 1", "Prop 2"], rows
+    assert [q for q, _ in rows] == ["(a)", "(b)", "(c) logit", "(c) Eq 3", "(d)", "Prop 1", "Prop 2"], rows
     assert {w for _, w in rows} <= {"holds", "reversed", "not shown", "not testable here"}, rows
     page.set_viewport_size({"width": NARROW, "height": 900})
     page.goto(f"{served}/{VERDICT_PAGE}.html")

@@ -225,12 +225,21 @@ def test_v4_adds_the_paper_budget_to_v3_and_retrains_nothing_of_it():
                     | {("noisy-act", (0.03,)), ("kd", (4.0, 0.5)), ("at+ce", (500.0,))})
     robust = [c for c in v4 if c.kind == "robust"]
     assert {(c.method, c.penalty) for c in robust} == ({("ce+jacnorm", p) for p in (1e-5, 1e-4, 1e-3)}
-                                                        | {("ce+logjacnorm", p) for p in (0.01, 0.1, 0.5, 1.0)})
+                                                        | {("ce+logjacnorm", p) for p in (0.001, 0.01, 0.1, 0.5, 1.0)})
     assert all(c.seed in (0, 1) and c.augment and c.epochs == 15 for c in robust)
     shared = [c for c in v4 if c.key in v3]
     assert shared == [v4[0]]  # v3's teacher; nothing of v3 runs twice
     at = runs.preset("cifar10-cpu-v3")  # v3's AT runs, keyed in the authors' units, are v4's beta = 500 at 600 steps
     assert {c.at_weight for c in at if c.method == "at+ce"} == {50.0, 500.0, 5000.0}
+
+
+def test_table3_preset_is_v3s_and_v4s_penalised_nets_and_nothing_new():
+    table3 = runs.get_preset("cifar10-cpu-table3")
+    parts = [c for p in ("cifar10-cpu-v3", "cifar10-cpu-v4") for c in runs.preset(p) if c.kind == "robust"]
+    assert table3.robustness("folder") == parts   # v3's ten first, then v4's, in their order
+    teacher = runs.preset("cifar10-cpu-v3")[0]
+    assert {c.key for c in runs.preset("cifar10-cpu-table3")} == {c.key for c in parts} | {teacher.key}
+    assert [c.seed for c in table3.with_seeds(1).robustness("folder")] == [1] * (len(parts) // 2)
 
 
 @pytest.mark.slow
