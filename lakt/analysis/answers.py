@@ -184,15 +184,38 @@ def choose(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
                 "these runs have no val_acc, so nothing can choose between a method's settings: train them "
                 "with a validation split (a preset with validation > 0)")
         first = students.drop_duplicates("method").set_index("method")
-        return pd.DataFrame({"setting": first["setting"], "val_acc": np.nan, "runs": 0, "values": 1})
+        return pd.DataFrame({"setting": first["setting"], "val_acc": np.nan, "runs": 0, "values": 1, "edge": ""})
     curves = validation_curves(table, max_size)
     rows = []
     for method, curve in curves.groupby(level="method", sort=False):
         require(curve["pooled"].notna().any(), f"method {method!r} has no finished run at sizes <= {max_size}")
         best = curve["pooled"].idxmax()[1]
         rows.append({"method": method, "setting": best, "val_acc": curve.loc[(method, best), "pooled"],
-                     "runs": int(curve.loc[(method, best), "runs"]), "values": len(curve)})
+                     "runs": int(curve.loc[(method, best), "runs"]), "values": len(curve),
+                     "edge": grid_edge(list(curve.index.get_level_values("setting")), best)})
     return pd.DataFrame(rows).set_index("method")
+
+
+def grid_edge(settings: list[str], chosen: str) -> str:
+    """Where ``chosen`` sits on an edge of its grid, knob by knob ("σ: the smallest of 3"), else "":
+    the best value may then lie beyond the grid. Settings read "T=4 α=0.5" (:func:`setting_label`)."""
+    knobs = [dict(kv.split("=", 1) for kv in s.split()) for s in settings]
+    mine = dict(kv.split("=", 1) for kv in chosen.split())
+    said = []
+    for knob, value in mine.items():
+        values = sorted({float(k[knob]) for k in knobs if knob in k})
+        if len(values) > 1 and float(value) in (values[0], values[-1]):
+            said.append(f"{knob}: the {'smallest' if float(value) == values[0] else 'largest'} of {len(values)}")
+    return "; ".join(said)
+
+
+def edge_note(chosen: pd.DataFrame, where: str = "") -> str:
+    """One sentence naming every choice of :func:`choose` that sits on its grid's edge (or saying none does)."""
+    on_edge = chosen[chosen["edge"] != ""]
+    if on_edge.empty:
+        return f"No chosen value{where} sits on an edge of its grid."
+    listed = "; ".join(f"{SHORT_NAMES.get(m, m)} at {r['setting']} ({r['edge']})" for m, r in on_edge.iterrows())
+    return f"Chosen on an edge of the grid{where}, so the best value may lie beyond it: {listed}."
 
 
 def transfer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:

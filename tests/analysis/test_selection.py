@@ -44,6 +44,20 @@ def test_only_cells_finished_at_every_value_are_compared():
     assert answers.validation_curves(table).loc[("act+jac", "γ=1"), "runs"] == 4
 
 
+def test_a_choice_on_the_grids_edge_is_named_knob_by_knob():
+    table = _table()
+    table = pd.concat([table, pd.DataFrame([_row("act+jac", n, s, 61, 60, jac_weight=100.0)
+                                            for n in (5, 100, 500) for s in (0, 1)])])
+    chosen = answers.choose(table)
+    # γ 10 is inside {1, 10, 100}; KD's T = 4 is the largest of {1, 4}, and its one α no grid at all
+    assert chosen.loc["act+jac", "edge"] == "" and chosen.loc["ce", "edge"] == ""
+    assert chosen.loc["kd", "edge"] == "T: the largest of 2"
+    assert answers.edge_note(chosen) == ("Chosen on an edge of the grid, so the best value may lie beyond it: "
+                                         "KD at T=4 α=0.5 (T: the largest of 2).")
+    assert answers.grid_edge(["σ=0.03", "σ=0.1", "σ=0.3"], "σ=0.03") == "σ: the smallest of 3"
+    assert answers.edge_note(chosen.drop(index="kd"), " at 500 epochs") == "No chosen value at 500 epochs sits on an edge of its grid."
+
+
 def test_runs_partly_without_validation_are_refused():
     table = _table()
     table.loc[0, "val_acc"] = math.nan
