@@ -334,15 +334,10 @@ def _log(results: Path, event: str, config: RunConfig, reason: str = "") -> None
                                              + (f" {reason}" if reason else ""))
 
 
-def provenance(device: torch.device) -> dict:
-    """Who computed a run, recorded when it finishes: the code (git commit, and whether the
-    package's files had uncommitted changes), the UTC date, the host, its CPU and the device,
-    and the lakt and torch versions. Not part of the key: it describes, it does not define."""
-    import datetime
-    import socket
+def _code_state() -> dict:
+    """The git commit of this checkout and whether the package's own files differ from it (a sweep's
+    results and log always do, so they do not count); None for each where git cannot say."""
     import subprocess
-
-    from .. import __version__
 
     repo = Path(__file__).resolve().parents[2]
 
@@ -354,10 +349,26 @@ def provenance(device: torch.device) -> dict:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    # dirty: the package's own files differ from the commit (a sweep's results and log always do)
     status = git("status", "--porcelain", "--untracked-files=no", "--", "lakt") if commit else None
-    return {"commit": commit, "dirty": bool(status) if status is not None else None,
-            "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+_CODE = _code_state()
+"""Read once, when lakt is imported: a sweep runs for hours on the code it imported, whatever is
+committed or edited meanwhile, so its runs name that code, not the checkout's state when each ends."""
+
+
+def provenance(device: torch.device) -> dict:
+    """Who computed a run, recorded when it finishes: the code this process imported (:data:`_CODE`:
+    git commit, and whether the package's files had uncommitted changes), the UTC date, the host, its
+    CPU and the device, and the lakt and torch versions. Not part of the key: it describes, it does
+    not define."""
+    import datetime
+    import socket
+
+    from .. import __version__
+
+    return {**_CODE, "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "host": socket.gethostname(), "cpu": platform.processor() or platform.machine(),
             "device": _device_name(device), "lakt": __version__, "torch": torch.__version__}
 

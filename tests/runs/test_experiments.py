@@ -292,3 +292,17 @@ def test_provenance_names_the_code_the_date_and_the_machine():
     assert p["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", p["commit"])
     assert p["dirty"] in (True, False, None) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", p["utc"])
     assert p["torch"] == torch.__version__ and p["device"].startswith("cpu")
+
+
+def test_provenance_names_the_code_imported_not_the_checkout_at_the_end(monkeypatch):
+    import subprocess
+
+    import torch
+    from lakt.runs import cache
+
+    def no_git(*args, **kwargs):   # a run ending hours later must not ask git again
+        raise AssertionError("provenance read the checkout when the run ended")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    p = cache.provenance(torch.device("cpu"))
+    assert (p["commit"], p["dirty"]) == (cache._CODE["commit"], cache._CODE["dirty"])
