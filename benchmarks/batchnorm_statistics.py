@@ -28,7 +28,7 @@ from lakt.core.train import evaluate
 from lakt.runs import cache
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = ("cifar10-cpu-v3", "cifar10-cpu-v4-table3", "cifar10-cpu-v4-table3-eq3")
+PRESET = "cifar10-cpu-table3"   # chapter 5's penalised nets: v3's and v4's, both forms of the penalty
 COLUMNS = ("preset", "results", "form", "penalty", "seed", "key", "running", "batch", "recalibrated")
 
 
@@ -40,23 +40,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     rows, data = [], None
-    for preset in PRESETS:
-        for config in (c for c in runs.preset(preset) if c.kind == "robust"):
-            config = cache.resolve(config, args.data_root)
-            for folder in (args.results, args.results / "replicate"):
-                weights = config.folder(folder)
-                if runs.load_result(config, folder) is None or not any(
-                        (weights / name).exists() for name in ("model.pt", cache.FP16_WEIGHTS)):
-                    continue
-                data = data or load(config.dataset, args.data_root)
-                train, _ = cache.training_split(config, data)
-                model = cache.load_model(config, folder, data.num_classes, data.in_channels, device="cpu").float()
-                row = {"preset": preset, "results": folder.name, "form": config.method, "penalty": config.penalty,
-                       "seed": config.seed, "key": config.key, "running": evaluate(model, data.test),
-                       "batch": batch_statistics_accuracy(model, data.test),
-                       "recalibrated": evaluate(recalibrated(model, train), data.test)}
-                print(", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-                rows.append(row)
+    for config in runs.get_preset(PRESET).robustness("folder"):
+        config = cache.resolve(config, args.data_root)
+        for folder in (args.results, args.results / "replicate"):
+            weights = config.folder(folder)
+            if runs.load_result(config, folder) is None or not any(
+                    (weights / name).exists() for name in ("model.pt", cache.FP16_WEIGHTS)):
+                continue
+            data = data or load(config.dataset, args.data_root)
+            train, _ = cache.training_split(config, data)
+            model = cache.load_model(config, folder, data.num_classes, data.in_channels, device="cpu").float()
+            row = {"preset": PRESET, "results": folder.name, "form": config.method, "penalty": config.penalty,
+                   "seed": config.seed, "key": config.key, "running": evaluate(model, data.test),
+                   "batch": batch_statistics_accuracy(model, data.test),
+                   "recalibrated": evaluate(recalibrated(model, train), data.test)}
+            print(", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+            rows.append(row)
     where = cache.provenance(torch.device("cpu"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
