@@ -513,7 +513,8 @@ def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results
         measures.append(ours)
     robust_configs = [c for c in runs.preset(robust_preset) if c.kind == "robust"]
     noise = noise_answers(noise_curves(robust_configs, results))
-    paper_row = (p := noise_answers(paper_curves(table3())))[p["answers"]].iloc[0]
+    paper_noise = noise_answers(paper_curves(table3()))
+    paper_row = paper_noise[paper_noise["answers"]].iloc[0]
     robust_scale = (scale(robust_configs, real[real["kind"] == "robust"]) if robust_preset == real_preset else
                     scale(robust_configs, runs.collect(robust_configs, results)))
     for i, form in enumerate(noise.index.unique("form")):   # one row per reading of the penalty (chapter 5)
