@@ -345,3 +345,12 @@ PRESETS["cifar10-cpu-table3"] = dataclasses.replace(
     _V3, name="cifar10-cpu-table3", methods=(),
     parts=("cifar10-cpu-v3-table3", "cifar10-cpu-v4-table3", "cifar10-cpu-v4-table3-eq3"),
     description="Table 3 on CIFAR-10 (JPEG): both penalty forms, v3's and v4's strengths, 2 seeds (v3 + v4's table3 parts)")
+
+# The knobs' grids with v4's lower edges added, at v3's 600-step proxy (where the knobs are chosen):
+# what chapters 3 and 8 choose on and flag when a choice still sits on an edge. Nothing new to run.
+PRESETS["cifar10-cpu-v3-edges"] = dataclasses.replace(
+    _V3, name="cifar10-cpu-v3-edges", parts=("cifar10-cpu-v3", "cifar10-cpu-v4-edges"),
+    description="cifar10-cpu-v3's students with the grids' lower edges (sigma 0.01; AT beta 250, 1000, 2000) added")
+PRESETS["cifar10-cpu-fdjac"] = dataclasses.replace(
+    PRESETS["cifar10-cpu-v3-fdjac"], name="cifar10-cpu-fdjac", parts=("cifar10-cpu-v3-fdjac", "cifar10-cpu-v4-fdjac-edge"),
+    description="Act + finite-difference Jacobian matching, gamma 0.01-100 (cifar10-cpu-v3-fdjac and v4's edge)")

@@ -233,6 +233,18 @@ def test_v4_adds_the_paper_budget_to_v3_and_retrains_nothing_of_it():
     assert {c.at_weight for c in at if c.method == "at+ce"} == {50.0, 500.0, 5000.0}
 
 
+def test_the_grids_with_their_edges_add_v4s_runs_to_v3s():
+    for name, parts in (("cifar10-cpu-v3-edges", ("cifar10-cpu-v3", "cifar10-cpu-v4-edges")),
+                        ("cifar10-cpu-fdjac", ("cifar10-cpu-v3-fdjac", "cifar10-cpu-v4-fdjac-edge"))):
+        want = list(dict.fromkeys(c for p in parts for c in runs.preset(p)))
+        assert runs.preset(name) == want and runs.get_preset(name).transfer("folder") == [
+            c for c in want if c.kind != "robust"]
+    sigmas = {c.noise_sigma for c in runs.preset("cifar10-cpu-v3-edges") if c.method == "noisy-act"}
+    betas = {c.at_weight for c in runs.preset("cifar10-cpu-v3-edges") if c.method == "at+ce"}
+    assert sigmas == {0.01, 0.03, 0.1, 0.3} and betas == {50.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0}
+    assert {c.jac_weight for c in runs.preset("cifar10-cpu-fdjac") if c.kind == "student"} == {0.01, 0.1, 1.0, 10.0, 100.0}
+
+
 def test_table3_preset_is_v3s_and_v4s_penalised_nets_and_nothing_new():
     table3 = runs.get_preset("cifar10-cpu-table3")
     parts = [c for p in ("cifar10-cpu-v3", "cifar10-cpu-v4") for c in runs.preset(p) if c.kind == "robust"]
