@@ -354,3 +354,6 @@ PRESETS["cifar10-cpu-v3-edges"] = dataclasses.replace(
 PRESETS["cifar10-cpu-fdjac"] = dataclasses.replace(
     PRESETS["cifar10-cpu-v3-fdjac"], name="cifar10-cpu-fdjac", parts=("cifar10-cpu-v3-fdjac", "cifar10-cpu-v4-fdjac-edge"),
     description="Act + finite-difference Jacobian matching, gamma 0.01-100 (cifar10-cpu-v3-fdjac and v4's edge)")
+PRESETS["cifar10-cpu-v4-gamma"] = dataclasses.replace(
+    PRESETS["cifar10-cpu-v4-main"], name="cifar10-cpu-v4-gamma", parts=("cifar10-cpu-v4-main", "cifar10-cpu-v4-neighbours"),
+    description="v4's students with gamma's neighbours 10 and 1000 at 100 per class (gamma re-checked on validation)")

@@ -235,7 +235,8 @@ def test_v4_adds_the_paper_budget_to_v3_and_retrains_nothing_of_it():
 
 def test_the_grids_with_their_edges_add_v4s_runs_to_v3s():
     for name, parts in (("cifar10-cpu-v3-edges", ("cifar10-cpu-v3", "cifar10-cpu-v4-edges")),
-                        ("cifar10-cpu-fdjac", ("cifar10-cpu-v3-fdjac", "cifar10-cpu-v4-fdjac-edge"))):
+                        ("cifar10-cpu-fdjac", ("cifar10-cpu-v3-fdjac", "cifar10-cpu-v4-fdjac-edge")),
+                        ("cifar10-cpu-v4-gamma", ("cifar10-cpu-v4-main", "cifar10-cpu-v4-neighbours"))):
         want = list(dict.fromkeys(c for p in parts for c in runs.preset(p)))
         assert runs.preset(name) == want and runs.get_preset(name).transfer("folder") == [
             c for c in want if c.kind != "robust"]
