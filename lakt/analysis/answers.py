@@ -632,7 +632,7 @@ def conventions(students: pd.DataFrame, curves: pd.DataFrame | None = None, max_
         if noise is not None and form in noise.index.get_level_values("form"):
             ran = noise.loc[form]
             ran = ran[(ran.index >= grid[0] / 3) & (ran.index <= grid[-1] * 3)]
-            row["comparison"] = "not run" if ran.empty else "every λ run costs > 2 clean points"
+            row["comparison"] = "no λ run within 3× of this range" if ran.empty else "every λ run costs > 2 clean points"
             ran = ran[ran["clean cost"] <= 2.0]
             if len(ran):
                 lam = ran.index[-1]

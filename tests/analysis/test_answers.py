@@ -211,6 +211,8 @@ def test_conventions_read_the_cheap_penalty_in_each_readings_range():
     summed = table.loc["logit, sum over D"]                  # λ = 0.5 costs 5 clean points
     assert summed.index[0][1] == "every λ run costs > 2 clean points"
     assert table.loc["Eq 3, sum over D"].index[0][1] == "not run"
+    weak_only = answers.conventions(_table(), curves[curves["penalty"] != 0.5]).loc["penalty"]
+    assert weak_only.loc["logit, sum over D"].index[0][1] == "no λ run within 3× of this range"
 
 
 def test_add_size_takes_the_other_protocols_column_for_the_same_settings_only():
