@@ -344,13 +344,14 @@ def batchnorm_reading(table: pd.DataFrame, stale_points: float = 5.0) -> str:
     """What re-estimating the statistics recovers, per net of :func:`batchnorm_statistics`, and
     which nets' Table 3 figure it changes by more than ``stale_points``."""
     running, batch, again = BATCHNORM_STATISTICS.values()
-    parts = [f"λ = {penalty:g}, seed {seed} (`{folder}/`): {r[running]:.1f}% with the running statistics, "
+    name = lambda form, penalty, seed: f"{PENALTY_NAMES.get(form, form)} λ = {penalty:g}, seed {seed}"
+    parts = [f"{name(form, penalty, seed)} (`{folder}/`): {r[running]:.1f}% with the running statistics, "
              f"{r[again]:.1f}% once they are re-estimated ({r[again] - r[running]:+.1f} points; its own batches' "
-             f"statistics give {r[batch]:.1f}%)" for (_, penalty, seed, folder), r in table.iterrows()]
+             f"statistics give {r[batch]:.1f}%)" for (form, penalty, seed, folder), r in table.iterrows()]
     if not parts:
         return "No net's weights measured."
-    stale = [f"λ = {p:g}, seed {s}" for (_, p, s, _), r in table.iterrows() if r[again] - r[running] > stale_points]
-    verdict = (f" Where re-estimating gains more than {stale_points:g} points ({', '.join(stale)}), Table 3's figure "
+    stale = [name(*key[:3]) for key, r in table.iterrows() if r[again] - r[running] > stale_points]
+    verdict = (f" Where re-estimating gains more than {stale_points:g} points ({'; '.join(stale)}), Table 3's figure "
                "measures the running statistics as much as the net: its weights are worth the re-estimated "
                "accuracy." if stale else f" No net gains more than {stale_points:g} points from it.")
     return "; ".join(parts) + "." + verdict + f" Measured {table.attrs.get('measured', '')}."

@@ -432,7 +432,7 @@ def test_batchnorm_statistics_read_the_benchmarks_csv_and_say_what_recalibration
     text = report.batchnorm_reading(table)
     assert "33.4% with the running statistics, 60.8% once they are re-estimated (+27.3 points" in text
     assert "60.0%" in text and "commit abcdef1" in text
-    assert "(λ = 0.1, seed 0), Table 3's figure measures the running statistics" in text
+    assert "(logit penalty λ = 0.1, seed 0), Table 3's figure measures the running statistics" in text
     assert "No net gains more than 30 points" in report.batchnorm_reading(table, stale_points=30)
     pd.DataFrame([{"x": 1}]).to_csv(path, index=False)
     with pytest.raises(LaktError, match="batchnorm_statistics.py"):
