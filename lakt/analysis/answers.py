@@ -35,7 +35,7 @@ from scipy import stats
 
 from ..core.errors import require
 from .palette import SHORT_NAMES, VERDICT_COLORS, Shown
-from .report import _wide, noise_curves, paper_curves, table1, table3
+from .report import PENALTY_NAMES, _wide, noise_curves, paper_curves, table1, table3
 
 ALPHA = 0.05
 WORDS = ("holds", "reversed", "not shown", "not testable here")
@@ -426,9 +426,8 @@ CLAIMS = {
 """Question -> (claim, method A, method B, short name): the one comparison each row measures.
 A setting of None is the validation-chosen one."""
 
-PENALTY_ROWS = {"ce+jacnorm": ("logit", "on the label logit"),
-                "ce+logjacnorm": ("Eq 3", "on the label's log-softmax (Eq 3)")}
-"""Penalty form -> (its verdict row's name, how the claim names it)."""
+PENALTY_CLAIMS = {"ce+jacnorm": "on the label logit", "ce+logjacnorm": "on the label's log-softmax (Eq 3)"}
+"""Penalty form -> how its (c) row's claim names it (the row is "(c) " + its short name, without "penalty")."""
 
 LINKS = {"(a)": "03_transfer_cifar10.html#sec-answers", "(b)": "03_transfer_cifar10.html#sec-answers",
          "(d)": "03_transfer_cifar10.html#sec-answers", "(c)": "05_noise_robustness.html#sec-noise-answers",
@@ -524,9 +523,9 @@ def verdict_table(real_preset: str, robust_preset: str, gpu_preset: str, results
         c_measure = chosen.iloc[0].to_dict() if len(chosen) else {"pairs": 0, "why": none}
         at = (f"λ = {chosen.index[0]:g} (the strongest costing ≤ 2 clean points) − none, at σ = 0.3 and 0.4"
               if len(chosen) else none)
-        rows.append({"question": f"(c) {PENALTY_ROWS[form][0]}",
+        rows.append({"question": f"(c) {PENALTY_NAMES[form].removesuffix(' penalty')}",
                      "claim": ("A Jacobian-norm penalty makes a net more accurate under input noise" if i == 0 else
-                               "The same") + f", the penalty {PENALTY_ROWS[form][1]}: {at}",
+                               "The same") + f", the penalty {PENALTY_CLAIMS[form]}: {at}",
                      "paper": f"{paper_row['mean']:+.2f} pts (Table 3, penalty {paper_row.name[1]:g}, CIFAR-100, one net)",
                      "ours": _shown(c_measure), "paper scale": "not run", "scale": robust_scale})
         measures.append(c_measure)

@@ -337,7 +337,7 @@ PRESETS["cifar10-cpu-v4"] = dataclasses.replace(
                 + ", ".join(p.removeprefix("cifar10-cpu-v4-") for p in _V4_PARTS) + "; hours: run it in parts)")
 
 # Table 3 on CIFAR-10 (JPEG) as chapter 5 shows it: v3's penalised nets (the unpenalised ones, and
-# the logit penalty at 0.01..1) beside v4's (the logit penalty at 1e-5..1e-3, Eq 3's at 0.01..1) --
+# the logit penalty at 0.01..1) beside v4's (the logit penalty at 1e-5..1e-3, Eq 3's at 1e-3..1) --
 # one protocol, so every net pairs by seed with the same unpenalised one. Nothing here is new to run.
 PRESETS["cifar10-cpu-v3-table3"] = dataclasses.replace(
     _V3, name="cifar10-cpu-v3-table3", description="cifar10-cpu-v3's penalised nets only", methods=())
