@@ -218,6 +218,18 @@ def edge_note(chosen: pd.DataFrame, where: str = "") -> str:
     return f"Chosen on an edge of the grid{where}, so the best value may lie beyond it: {listed}."
 
 
+def kept_note(chosen: pd.DataFrame, trained: pd.DataFrame, where: str = "") -> str:
+    """One sentence: which choices of :func:`choose` (over a grid extended after the tables were trained)
+    differ from every setting the tables' runs ``trained`` at -- the tables keep theirs, not re-trained."""
+    have = with_settings(trained).groupby("method")["setting"].agg(set)
+    moved = [f"{SHORT_NAMES.get(m, m)} at {r['setting']} (the tables: {', '.join(sorted(have[m]))})"
+             for m, r in chosen.iterrows() if m in have.index and r["setting"] not in have[m]]
+    if not moved:
+        return f"Every choice{where} is a setting the tables above were trained at."
+    return (f"The grid{where} now chooses, on validation, {'; '.join(moved)}; the tables keep the "
+            f"setting chosen before the grid was extended and were not re-trained.")
+
+
 def transfer_table(table: pd.DataFrame, max_size: int = 100) -> pd.DataFrame:
     """Table 1 from a run table: the paper's six methods as specified (γ = 1), then each tuned method at its choice.
 
@@ -641,3 +653,53 @@ def conventions(students: pd.DataFrame, curves: pd.DataFrame | None = None, max_
         rows.append(row)
     frame = with_holm(pd.DataFrame(rows)).set_index(["term", "reading", "in lakt's units", "comparison"])
     return frame[["mean", "low", "high", "pairs", "p", "p_holm", *SHOWN]]
+
+
+def readings_sentence(table: pd.DataFrame) -> str:
+    """Two Markdown lines from :func:`conventions`' table: under which readings (b) as specified and (c)
+    hold, and under which they are not shown or cannot be asked (with the reason the table gives)."""
+    lines = []
+    for term, question in (("Act+Jac", "(b) as specified, Act+Jac beats Act"),
+                           ("penalty", "(c) the cheap penalty makes the net more robust")):
+        said = {}
+        for reading, rows in table.loc[term].groupby(level="reading", sort=False):
+            words = list(dict.fromkeys(rows["verdict"]))
+            units, comparison = rows.index[0][1], rows.index[0][2]
+            name = f"{reading} ({units})" if term == "Act+Jac" else reading
+            if len(words) > 1:    # the two comparisons of one reading disagree: name each
+                name += " -- " + ", ".join(f"{v} for {c[2]}" for c, v in rows["verdict"].items())
+            elif words[0] == "not testable here":   # why: the penalty rows say; an Act+Jac row was not run
+                name += f" ({comparison if term == 'penalty' else 'not run'})"
+            said.setdefault(words[0] if len(words) == 1 else "mixed", []).append(name)
+        parts = [f"*{word}* under {'; '.join(names)}" if word != "mixed" else "; ".join(names)
+                 for word, names in said.items()]
+        lines.append(f"- **{question}:** " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def budget_reading(budget: pd.DataFrame) -> str:
+    """One sentence from :func:`lakt.analysis.report.budget_table`: per line of the budget figure, how
+    far its accuracy moved from the fewest to the most steps, and whether that is more than its seeds'
+    spread (the ±1 std bars at the two ends do not overlap) or a tie; which lines peak before the most
+    steps; then which line leads at each end."""
+    first, last = budget["steps"].min(), budget["steps"].max()
+    moved, ties, peaks = [], [], []
+    for (method, setting), rows in budget.groupby(["method", "setting"], sort=False):
+        ends = rows.set_index("steps")
+        if first not in ends.index or last not in ends.index:
+            continue
+        a, b = ends.loc[first], ends.loc[last]
+        name = SHORT_NAMES.get(method, method) + (f" ({setting})" if setting else "")
+        text = f"{name} {b['mean'] - a['mean']:+.2f}"
+        (moved if abs(b["mean"] - a["mean"]) > a["std"] + b["std"] else ties).append(text)
+        best = ends["mean"].idxmax()
+        if best != last:
+            peaks.append(f"{name} at {best:,} ({ends.loc[best, 'mean']:.2f}%, {ends.loc[best, 'seeds']:g} seed{'' if ends.loc[best, 'seeds'] == 1 else 's'})")
+    lead = {s: budget[budget["steps"] == s].sort_values("mean").iloc[-1] for s in (first, last)}
+    leader = {s: SHORT_NAMES.get(r["method"], r["method"]) + (f" ({r['setting']})" if r["setting"] else "")
+              + f", {r['mean']:.2f}%" for s, r in lead.items()}
+    return (f"From {first:,} to {last:,} steps: "
+            + (f"beyond the seeds' spread, {'; '.join(moved)}" if moved else "no line moves beyond its seeds' spread")
+            + (f"; inside it (a tie), {'; '.join(ties)}" if ties else "") + " points. "
+            + (f"Highest before the most steps: {'; '.join(peaks)}. " if peaks else "")
+            + f"Highest at {first:,} steps: {leader[first]}; at {last:,}: {leader[last]}.")

@@ -243,3 +243,40 @@ def test_budget_change_pairs_comparisons_and_names_changed_verdicts():
     assert answers.changed(change).count("→") == int((change[("short", "verdict")] != change[("long", "verdict")]).sum())
     assert "*holds* → *reversed*" in answers.changed(change)
     assert answers.changed(answers.budget_change(before, before)).startswith("No verdict changes")
+
+
+def test_readings_sentence_names_each_readings_word_and_why_it_cannot_be_asked():
+    t = _table()
+    extra = [_row("act+jac", r["n_per_class"], r["seed"], r["test_acc"] + 1.0 + WOBBLE[r["seed"]] / 4, jac_weight=10.0)
+             for _, r in t[t["method"] == "act"].iterrows()]
+    curves = _curves().assign(penalty=lambda c: c["penalty"].replace({1.0: 3e-4, 10.0: 0.5}))
+    b, c = answers.readings_sentence(answers.conventions(pd.concat([t, pd.DataFrame(extra)]), curves)).split("\n")
+    # no Act+CE runs here: each reading's second comparison cannot be asked, so its two words are named apart
+    assert "Act: mean over k (γ=10) -- holds for Act+Jac − Act, not testable here for Act+Jac+CE − Act+CE" in b
+    assert "both summed (lakt) (γ=1) -- not shown for Act+Jac − Act" in b
+    assert "*not testable here* under Jac: mean over D (γ=0.0003) (not run); both means (γ=0.003) (not run)" in b
+    assert "*holds* under logit, mean over D" in c
+    assert "logit, sum over D (every λ run costs > 2 clean points)" in c and "Eq 3, sum over D (not run)" in c
+
+
+def test_budget_reading_calls_a_move_inside_the_seeds_spread_a_tie():
+    budget = pd.DataFrame([
+        {"method": "ce", "setting": "", "steps": 600, "mean": 50.5, "std": 1.0, "seeds": 3},
+        {"method": "ce", "setting": "", "steps": 8000, "mean": 51.5, "std": 1.0, "seeds": 3},     # 1.0 < 1 + 1: a tie
+        {"method": "act+jac", "setting": "γ=100", "steps": 600, "mean": 50.0, "std": 0.5, "seeds": 3},
+        {"method": "act+jac", "setting": "γ=100", "steps": 2400, "mean": 56.0, "std": np.nan, "seeds": 1},
+        {"method": "act+jac", "setting": "γ=100", "steps": 8000, "mean": 53.0, "std": 0.5, "seeds": 3}])
+    text = answers.budget_reading(budget)
+    assert text.startswith("From 600 to 8,000 steps: beyond the seeds' spread, Act+Jac (γ=100) +3.00; inside it (a tie), CE +1.00")
+    assert "Act+Jac (γ=100) at 2,400 (56.00%, 1 seed)" in text and "CE at" not in text
+    assert text.endswith("Highest at 600 steps: CE, 50.50%; at 8,000: Act+Jac (γ=100), 53.00%.")
+
+
+def test_kept_note_names_choices_the_tables_were_not_trained_at():
+    t = _table()                                            # KD chosen at T=4 on validation
+    chosen = answers.choose(t)
+    assert answers.kept_note(chosen, t, " here") == "Every choice here is a setting the tables above were trained at."
+    only_t1 = t[~((t["method"] == "kd") & (t["kd_temperature"] == 4.0))]   # tables trained KD at T=1 only
+    note = answers.kept_note(chosen, only_t1)
+    assert note.startswith("The grid now chooses, on validation, KD at T=4 α=0.9 (the tables: T=1 α=0.9);")
+    assert "Act+Jac" not in note                            # γ=100 is among the tables' settings
