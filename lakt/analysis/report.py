@@ -145,6 +145,7 @@ def _wide(long: pd.DataFrame, index: str, columns: str, decimals: int = 2) -> pd
     stats = [s for s in long.columns if s not in (index, columns)]
     wide = long.pivot(index=index, columns=columns, values=stats)
     wide.columns = wide.columns.set_names(["stat", columns])
+    wide["text"] = wide["text"].fillna("–")   # a cell with no finished run
     order = list(_STATS) + [s for s in stats if s not in _STATS]
     return wide[[s for s in order if s in stats]]
 
