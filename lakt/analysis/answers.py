@@ -28,6 +28,7 @@ Tables per size keep mean ± std over seeds.
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 import pandas as pd
@@ -343,13 +344,21 @@ def summary(answers: pd.DataFrame) -> pd.DataFrame:
 def budget_change(before: pd.DataFrame, after: pd.DataFrame, names=("before", "after")) -> pd.DataFrame:
     """Two :func:`answer_table` tables side by side (each corrected across its own rows): per comparison,
     its pooled mean [95% CI] and verdict under each protocol (chapter 3: v3's 600 steps against
-    the paper's 500 epochs). A comparison only one of them has shows "–" on the other side."""
+    the paper's 500 epochs). A tuned method is one row, "(chosen)", whatever value each protocol
+    took (its ``chosen`` column says which: on validation, or the one value a table trained); the
+    paper's own γ = 1 keeps its row. A comparison only one side has shows "–" on the other."""
+    setting = re.compile(r"\(([^()]*?)(?:, chosen)?\)")
+
     def key(label: str) -> str:
-        return label.replace(", chosen", "")
+        return setting.sub(lambda m: m.group(0) if m.group(1) == "γ=1" else "(chosen)", label)
+
+    def value(label: str) -> str:
+        return "; ".join(v for v in setting.findall(label) if v != "γ=1")
 
     sides = []
     for name, table in zip(names, (before, after)):
         side = table[["mean [95% CI]", "p (Holm)", "verdict"]].copy()
+        side.insert(0, "chosen", [value(c) for _, c in side.index])
         side.index = pd.MultiIndex.from_tuples([(q, key(c)) for q, c in side.index], names=["question", "comparison"])
         side.columns = pd.MultiIndex.from_product([[name], side.columns], names=["quantity", ""])
         sides.append(side)

@@ -235,7 +235,8 @@ def test_budget_change_pairs_comparisons_and_names_changed_verdicts():
     after = answers.answer_table(after_rows)
     change = answers.budget_change(before, after, ("short", "long"))
     assert list(change.columns.get_level_values(0).unique()) == ["short", "long"]
-    row = change.loc[("(d)", "Act − KD (T=4 α=0.9)")]
+    row = change.loc[("(d)", "Act − KD (chosen)")]
+    assert row[("short", "chosen")] == row[("long", "chosen")] == "T=4 α=0.9"
     assert row[("short", "verdict")] == before.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)"), "verdict"]
     assert row[("long", "verdict")] == after.loc[("(d)", "Act − KD (T=4 α=0.9, chosen)"), "verdict"]
     # KD 3 points better: Act − KD goes from +1 to −2 in every pair (zero spread: p = 0)
@@ -243,6 +244,10 @@ def test_budget_change_pairs_comparisons_and_names_changed_verdicts():
     assert answers.changed(change).count("→") == int((change[("short", "verdict")] != change[("long", "verdict")]).sum())
     assert "*holds* → *reversed*" in answers.changed(change)
     assert answers.changed(answers.budget_change(before, before)).startswith("No verdict changes")
+    # a knob chosen differently under the two protocols stays one row, each side naming its choice
+    t1 = _table().assign(val_acc=lambda t: np.where((t["method"] == "kd") & (t["kd_temperature"] == 1.0), 99.0, t["val_acc"]))
+    moved = answers.budget_change(before, answers.answer_table(t1), ("short", "long")).loc[("(d)", "Act − KD (chosen)")]
+    assert (moved[("short", "chosen")], moved[("long", "chosen")]) == ("T=4 α=0.9", "T=1 α=0.9")
 
 
 def test_readings_sentence_names_each_readings_word_and_why_it_cannot_be_asked():
