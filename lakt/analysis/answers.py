@@ -710,5 +710,5 @@ def budget_reading(budget: pd.DataFrame) -> str:
     return (f"From {first:,} to {last:,} steps: "
             + (f"beyond the seeds' spread, {'; '.join(moved)}" if moved else "no line moves beyond its seeds' spread")
             + (f"; inside it (a tie), {'; '.join(ties)}" if ties else "") + " points. "
-            + (f"Highest before the most steps: {'; '.join(peaks)}. " if peaks else "")
+            + (f"Peaking before the most steps: {'; '.join(peaks)}. " if peaks else "")
             + f"Highest at {first:,} steps: {leader[first]}; at {last:,}: {leader[last]}.")
