@@ -221,7 +221,7 @@ def test_v4_adds_the_paper_budget_to_v3_and_retrains_nothing_of_it():
     assert {c.n_per_class for c in main} == {5, 10, 50, 100} and {c.seed for c in main} == {0, 1, 2}
     rows = {(c.method, tuple(v for v in c.knobs.values() if v is not None)) for c in main}
     assert rows == ({(m, ()) for m in ("ce", "act+ce", "act")} | {("jac+ce", (1.0,))}
-                    | {(m, (g,)) for m in ("act+jac", "act+jac+ce") for g in (1.0, 100.0)}
+                    | {(m, (g,)) for m in ("act+jac", "act+jac+ce") for g in (1.0, 100.0, 1000.0)}
                     | {("noisy-act", (0.03,)), ("kd", (4.0, 0.5)), ("at+ce", (250.0,)), ("at+ce", (500.0,))})
     robust = [c for c in v4 if c.kind == "robust"]
     assert {(c.method, c.penalty) for c in robust} == ({("ce+jacnorm", p) for p in (1e-5, 1e-4, 1e-3)}
