@@ -219,6 +219,27 @@ def edge_note(chosen: pd.DataFrame, where: str = "") -> str:
     return f"Chosen on an edge of the grid{where}, so the best value may lie beyond it: {listed}."
 
 
+def best_by_size(table: pd.DataFrame, max_size: int = 100) -> str:
+    """One sentence: for each method trained at several settings, the setting with the best validation
+    accuracy at each size, beside the pooled choice the tables use (:func:`choose`) -- whether the
+    best value of a knob depends on how much data the student has."""
+    curves, picks = validation_curves(table, max_size), choose(table, max_size)["setting"]
+    said = []
+    for method, curve in curves.groupby(level="method", sort=False):
+        if len(curve) < 2:
+            continue
+        sizes = [n for n in curve.columns if isinstance(n, int) and n <= max_size and curve[n].notna().any()]
+        best = {n: curve[n].droplevel("method").idxmax() for n in sizes}
+        runs = {}
+        for n, setting in best.items():
+            runs.setdefault(setting, []).append(f"{n:g}")
+        per = "; ".join(f"{setting} at {', '.join(ns)}" for setting, ns in runs.items())
+        said.append(f"{SHORT_NAMES.get(method, method)}: {per} (pooled: {picks[method]})")
+    if not said:
+        return ""
+    return "Best on validation size by size (examples per class), beside the pooled choice: " + "; ".join(said) + "."
+
+
 def kept_note(chosen: pd.DataFrame, trained: pd.DataFrame, where: str = "") -> str:
     """One sentence: which choices of :func:`choose` (over a grid extended after the tables were trained)
     differ from every setting the tables' runs ``trained`` at -- the tables keep theirs, not re-trained."""

@@ -285,3 +285,12 @@ def test_kept_note_names_choices_the_tables_were_not_trained_at():
     note = answers.kept_note(chosen, only_t1)
     assert note.startswith("The grid now chooses, on validation, KD at T=4 α=0.9 (the tables: T=1 α=0.9);")
     assert "Act+Jac" not in note                            # γ=100 is among the tables' settings
+
+
+def test_best_by_size_names_each_sizes_best_setting_beside_the_pooled_choice():
+    t = _table()
+    t.loc[(t["method"] == "act+jac") & (t["jac_weight"] == 1.0) & (t["n_per_class"] == 50), "val_acc"] = 70.0
+    text = answers.best_by_size(t)
+    # γ=100 wins on validation at 5 and 10 (60 against 50), γ=1 at 50 (70 against 60); pooled: (50+50+70)/3 < 60
+    assert "Act+Jac: γ=100 at 5, 10; γ=1 at 50 (pooled: γ=100)" in text
+    assert "KD: T=4 α=0.9 at 5, 10, 50 (pooled: T=4 α=0.9)" in text and "CE" not in text.replace("KD", "")
