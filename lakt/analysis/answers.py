@@ -230,10 +230,10 @@ def best_by_size(table: pd.DataFrame, max_size: int = 100) -> str:
             continue
         sizes = [n for n in curve.columns if isinstance(n, int) and n <= max_size and curve[n].notna().any()]
         best = {n: curve[n].droplevel("method").idxmax() for n in sizes}
-        runs = {}
+        sizes_of = {}
         for n, setting in best.items():
-            runs.setdefault(setting, []).append(f"{n:g}")
-        per = "; ".join(f"{setting} at {', '.join(ns)}" for setting, ns in runs.items())
+            sizes_of.setdefault(setting, []).append(f"{n:g}")
+        per = "; ".join(f"{setting} at {', '.join(ns)}" for setting, ns in sizes_of.items())
         said.append(f"{SHORT_NAMES.get(method, method)}: {per} (pooled: {picks[method]})")
     if not said:
         return ""
@@ -724,7 +724,8 @@ def budget_reading(budget: pd.DataFrame) -> str:
         (moved if abs(b["mean"] - a["mean"]) > a["std"] + b["std"] else ties).append(text)
         best = ends["mean"].idxmax()
         if best != last:
-            peaks.append(f"{name} at {best:,} ({ends.loc[best, 'mean']:.2f}%, {ends.loc[best, 'seeds']:g} seed{'' if ends.loc[best, 'seeds'] == 1 else 's'})")
+            seeds = ends.loc[best, "seeds"]
+            peaks.append(f"{name} at {best:,} ({ends.loc[best, 'mean']:.2f}%, {seeds:g} seed{'' if seeds == 1 else 's'})")
     lead = {s: budget[budget["steps"] == s].sort_values("mean").iloc[-1] for s in (first, last)}
     leader = {s: SHORT_NAMES.get(r["method"], r["method"]) + (f" ({r['setting']})" if r["setting"] else "")
               + f", {r['mean']:.2f}%" for s, r in lead.items()}
