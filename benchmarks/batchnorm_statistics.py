@@ -54,8 +54,8 @@ def main() -> None:
                    "seed": config.seed, "key": config.key, "running": evaluate(model, data.test),
                    "batch": batch_statistics_accuracy(model, data.test),
                    "recalibrated": evaluate(recalibrated(model, train), data.test)}
-            print(", ".join(f"{k} {v:.2f}" if isinstance(v, float) and k != "penalty" else f"{k} {v:g}" if k == "penalty"
-                            else f"{k} {v}" for k, v in row.items()))
+            print(", ".join(f"{k} {v:g}" if k == "penalty" else f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in row.items()))
             rows.append(row)
     where = cache.provenance(torch.device("cpu"))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -719,7 +719,7 @@ def budget_reading(budget: pd.DataFrame) -> str:
         if first not in ends.index or last not in ends.index:
             continue
         a, b = ends.loc[first], ends.loc[last]
-        name = SHORT_NAMES.get(method, method) + (f" ({setting})" if setting else "")
+        name = _label(method, setting, chosen=False)
         text = f"{name} {b['mean'] - a['mean']:+.2f}"
         (moved if abs(b["mean"] - a["mean"]) > a["std"] + b["std"] else ties).append(text)
         best = ends["mean"].idxmax()
@@ -727,8 +727,7 @@ def budget_reading(budget: pd.DataFrame) -> str:
             seeds = ends.loc[best, "seeds"]
             peaks.append(f"{name} at {best:,} ({ends.loc[best, 'mean']:.2f}%, {seeds:g} seed{'' if seeds == 1 else 's'})")
     lead = {s: budget[budget["steps"] == s].sort_values("mean").iloc[-1] for s in (first, last)}
-    leader = {s: SHORT_NAMES.get(r["method"], r["method"]) + (f" ({r['setting']})" if r["setting"] else "")
-              + f", {r['mean']:.2f}%" for s, r in lead.items()}
+    leader = {s: f"{_label(r['method'], r['setting'], chosen=False)}, {r['mean']:.2f}%" for s, r in lead.items()}
     return (f"From {first:,} to {last:,} steps: "
             + (f"beyond the seeds' spread, {'; '.join(moved)}" if moved else "no line moves beyond its seeds' spread")
             + (f"; inside it (a tie), {'; '.join(ties)}" if ties else "") + " points. "
